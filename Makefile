@@ -1,0 +1,41 @@
+# The two commands of the quickstart:
+#   make demo   set up, generate sample logs, run the whole pipeline
+#   make test   set up, lint, type-check, run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONF   ?= conf/local.yaml
+AS_OF  ?= 2026-05-01
+# Demo only: a fixed key so the quickstart runs as is. Real runs set their own secret.
+export USERPROFILE_PSEUDONYM_KEY ?= demo-key-not-secret-0123456789abcdef
+
+.PHONY: demo test lint setup clean check-prereqs
+
+$(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory check-prereqs
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+check-prereqs:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "userprofile needs Python 3.10+; found " + sys.version.split()[0] + " (set PYTHON=...)")'
+	@command -v java >/dev/null 2>&1 || { echo "userprofile needs a JDK 17 on PATH (java not found); e.g. apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
+
+demo: setup
+	$(BIN)/userprofile generate --conf $(CONF) --skip-existing
+	$(BIN)/userprofile pipeline --conf $(CONF) --as-of $(AS_OF)
+	@echo "Read it without Spark: $(BIN)/python -c \"import deltalake; print(deltalake.DeltaTable('data/warehouse/gold/user_profile').to_pandas().head())\""
+
+lint: setup
+	$(BIN)/ruff check lib tests jobs notebooks
+	$(BIN)/ruff format --check lib tests jobs notebooks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,158 @@
+"""The `userprofile` command: one subcommand per step, the same `main` for every launcher.
+
+``userprofile pipeline --conf conf/local.yaml --as-of 2026-05-01`` locally,
+``spark-submit jobs/pipeline.py --conf ...`` on a cluster, and a Databricks
+``python_wheel_task`` (entry point ``userprofile``) all end up in ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from userprofile import __version__
+from userprofile.config import Settings, load_settings
+from userprofile.errors import ConfigError, UserProfileError
+
+if TYPE_CHECKING:
+    from userprofile.steps.common import RunContext, StepReport
+
+DEFAULT_CONF = "conf/local.yaml"
+STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline")
+NEEDS_AS_OF = ("features", "train", "profile", "pipeline")
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--conf",
+        default=DEFAULT_CONF,
+        metavar="PATH",
+        help=f"config file (default: {DEFAULT_CONF})",
+    )
+    common.add_argument(
+        "--as-of",
+        type=parse_date,
+        metavar="YYYY-MM-DD",
+        help="snapshot date: features use events before 00:00 UTC of it (default: today, UTC)",
+    )
+    common.add_argument("--verbose", action="store_true", help="print tracebacks for errors")
+    parser = argparse.ArgumentParser(
+        prog="userprofile", description="User profiles from raw event logs on Spark and Delta Lake."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    helps = {
+        "generate": "write synthetic raw logs (events JSON lines, CRM users CSV) to landing",
+        "ingest": "landing files -> bronze (+ quarantine) -> silver, each file exactly once",
+        "features": "silver -> user_features for the snapshot date",
+        "train": "fit KMeans segmentation and purchase-propensity models",
+        "profile": "score the snapshot and write its user_profile partition",
+        "pipeline": "ingest, features, train and profile for the snapshot date",
+    }
+    for name in STEPS:
+        sub = steps.add_parser(name, parents=[common], help=helps[name], description=helps[name])
+        if name == "generate":
+            sub.add_argument(
+                "--skip-existing",
+                action="store_true",
+                help="do nothing if the landing folder already has events",
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # PySpark logs every analysis error in full (plan + JVM stack) before raising it.
+        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
+    try:
+        settings = load_settings(args.conf)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    as_of: dt.date = args.as_of or dt.datetime.now(dt.timezone.utc).date()
+    try:
+        return _run(args.step, settings, as_of, getattr(args, "skip_existing", False))
+    except ConfigError as exc:
+        return _fail(str(exc), 2, args.verbose)
+    except UserProfileError as exc:
+        return _fail(str(exc), 1, args.verbose)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # Spark/JVM errors: one line, the traceback on request
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return _fail(f"{type(exc).__name__}: {first_line}", 1, args.verbose)
+
+
+def _run(step: str, settings: Settings, as_of: dt.date, skip_existing: bool) -> int:
+    from pyspark.sql import SparkSession
+
+    from userprofile.session import get_spark
+    from userprofile.steps.common import RunContext
+
+    reuse = SparkSession.getActiveSession() is not None
+    spark = get_spark(settings)
+    try:
+        ctx = RunContext(spark, settings)
+        reports = _step_runner(step, skip_existing)(ctx, as_of)
+        print_summary(ctx, step, as_of, reports)
+    finally:
+        if not reuse:  # never stop a session we were handed (Databricks, notebooks)
+            spark.stop()
+    return 0
+
+
+def _step_runner(
+    step: str, skip_existing: bool
+) -> Callable[[RunContext, dt.date], list[StepReport]]:
+    from userprofile.steps.features import run_features
+    from userprofile.steps.generate import run_generate
+    from userprofile.steps.ingest import run_ingest
+    from userprofile.steps.pipeline import run_pipeline
+    from userprofile.steps.profile import run_profile
+    from userprofile.steps.train import run_train
+
+    runners: dict[str, Callable[[RunContext, dt.date], list[StepReport]]] = {
+        "generate": lambda ctx, _: [run_generate(ctx, skip_existing)],
+        "ingest": lambda ctx, _: [run_ingest(ctx)],
+        "features": lambda ctx, d: [run_features(ctx, d)],
+        "train": lambda ctx, d: [run_train(ctx, d)],
+        "profile": lambda ctx, d: [run_profile(ctx, d)],
+        "pipeline": run_pipeline,
+    }
+    return runners[step]
+
+
+def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[StepReport]) -> None:
+    snapshot = f" (snapshot {as_of})" if step in NEEDS_AS_OF else ""
+    print(f"\nuserprofile {step}{snapshot}: run {ctx.run_id}")
+    width = max((len(k) for r in reports for k in r.rows), default=10)
+    for report in reports:
+        print(f"  {report.step} ({report.seconds:.1f} s)")
+        for key, value in report.rows.items():
+            print(f"    {key:<{width}}  {value}")
+    if step in ("profile", "pipeline"):
+        print(f"  user_profile table: {ctx.table('user_profile')}")
+
+
+def _fail(message: str, code: int, verbose: bool = False) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"userprofile: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

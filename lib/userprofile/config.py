@@ -1,0 +1,305 @@
+"""Typed, strict configuration loaded from YAML before any Spark work starts.
+
+A config file may name a parent with ``extends: base.yaml`` (relative to the
+file); the child's keys override the parent's, dictionaries merge key by key,
+lists are replaced whole. Every error names the file that set the bad key.
+Secrets never live in these files: a config names the environment variable
+that holds a secret (see ``PrivacyConfig``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from userprofile.errors import ConfigError
+
+_SPARK_SIZE = re.compile(r"^\d+[kmgt]?$", re.IGNORECASE)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(StrictModel):
+    master: str = "local[*]"
+    app_name: str = "userprofile"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(default=8, ge=1)
+    # Any further Spark settings, passed through as they are.
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not _SPARK_SIZE.match(value):
+            raise ValueError(f"{value!r} is not a Spark memory size such as 2g or 512m")
+        return value
+
+
+class StorageConfig(StrictModel):
+    """Folders or URIs. Relative paths are resolved against the working directory."""
+
+    warehouse: str = "data/warehouse"
+    landing: str = "data/landing"
+    models: str = "data/models"
+    checkpoints: str = "data/checkpoints"
+    # Written by `userprofile generate` for evaluation only; the pipeline never reads it.
+    ground_truth: str = "data/ground_truth"
+
+
+class TablesConfig(StrictModel):
+    """Each table is a name: a path under the warehouse, a catalog name or a URI.
+
+    ``bronze/events`` is a folder under ``storage.warehouse``; ``main.up.events``
+    (dots, no slash) is a metastore/Unity Catalog table; ``s3://...``,
+    ``abfss://...`` or ``/abs/path`` is used as the table's location.
+    """
+
+    bronze_events: str = "bronze/events"
+    bronze_quarantine: str = "bronze/quarantine"
+    silver_events: str = "silver/events"
+    silver_users: str = "silver/users"
+    user_features: str = "gold/user_features"
+    model_metrics: str = "gold/model_metrics"
+    user_profile: str = "gold/user_profile"
+
+
+class PersonaShares(StrictModel):
+    loyal_big_spender: float = Field(default=0.10, ge=0)
+    bargain_hunter: float = Field(default=0.25, ge=0)
+    window_shopper: float = Field(default=0.30, ge=0)
+    new_user: float = Field(default=0.20, ge=0)
+    dormant: float = Field(default=0.15, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> PersonaShares:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one persona share must be positive")
+        return self
+
+
+class GeneratorConfig(StrictModel):
+    users: int = Field(default=2000, ge=1)
+    start_date: dt.date = dt.date(2026, 1, 1)
+    days: int = Field(default=120, ge=1)
+    seed: int = 42
+    # Share of events given one kind of realistic dirt (malformed, duplicate, ...).
+    dirt_rate: float = Field(default=0.01, ge=0, le=0.5)
+    # Share of events that arrive in a later day's landing folder.
+    late_rate: float = Field(default=0.01, ge=0, le=0.5)
+    personas: PersonaShares = Field(default_factory=PersonaShares)
+
+    @property
+    def end_date(self) -> dt.date:
+        """The first day after the generated range."""
+        return self.start_date + dt.timedelta(days=self.days)
+
+
+class IngestConfig(StrictModel):
+    # Fail the run when more than this share of a run's records is quarantined.
+    max_reject_share: float = Field(default=0.05, ge=0, le=1)
+    # Timestamps further than this ahead of the ingestion clock are rejected.
+    future_tolerance_hours: int = Field(default=24, ge=0)
+    max_files_per_batch: int = Field(default=1000, ge=1)
+
+
+class PrivacyConfig(StrictModel):
+    # Name of the environment variable holding the HMAC key; never the key itself.
+    pseudonym_key_env: str = "USERPROFILE_PSEUDONYM_KEY"
+
+
+class FeaturesConfig(StrictModel):
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    night_hours: list[int] = Field(default_factory=lambda: [22, 23, 0, 1, 2, 3, 4, 5])
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows(cls, value: list[int]) -> list[int]:
+        if not value or any(d <= 0 for d in value):
+            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        if 30 not in value:
+            raise ValueError("windows_days must include 30 (lifecycle and models use it)")
+        return sorted(set(value))
+
+
+class ModelConfig(StrictModel):
+    k: int = Field(default=5, ge=2, le=50)
+    seed: int = 7
+    label_days: int = Field(default=30, ge=1)
+    reg_param: float = Field(default=0.01, ge=0)
+    elastic_net_param: float = Field(default=0.0, ge=0, le=1)
+    max_iter: int = Field(default=50, ge=1)
+    holdout_share: float = Field(default=0.2, gt=0, lt=1)
+
+
+class LifecycleConfig(StrictModel):
+    new_days: int = Field(default=30, ge=1)
+    active_days: int = Field(default=30, ge=1)
+    churn_days: int = Field(default=90, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleConfig:
+        if self.churn_days <= self.active_days:
+            raise ValueError("churn_days must be greater than active_days")
+        return self
+
+
+class TagRule(StrictModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    owner: str = "data-team"
+    category: str = "behaviour"
+    # A boolean Spark SQL expression over user_features columns.
+    rule: str
+
+
+class Settings(StrictModel):
+    environment: Literal["local", "cluster", "databricks", "test"] = "local"
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    tables: TablesConfig = Field(default_factory=TablesConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    tags: list[TagRule] = Field(default_factory=list)
+
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, value: list[TagRule]) -> list[TagRule]:
+        names = [t.name for t in value]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"duplicate tag name(s): {', '.join(duplicated)}")
+        return value
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """The HMAC key from the environment; a clear error when it is not set."""
+    var = settings.privacy.pseudonym_key_env
+    value = os.environ.get(var, "")
+    if len(value) < 16:
+        raise ConfigError(
+            f"environment variable {var} must hold the pseudonymisation key "
+            f"(at least 16 characters; it is {'too short' if value else 'not set'}). "
+            f"Set it from your secret store, e.g. export {var}=$(openssl rand -hex 32)"
+        )
+    return value.encode("utf-8")
+
+
+# ---------------------------------------------------------------- loading
+
+Origins = dict[tuple[str, ...], Path]
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Load, merge and validate a config file; raise ConfigError naming file and key."""
+    merged, origins = _load_with_parents(Path(path), seen=())
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, Path(path))) from None
+
+
+def _load_with_parents(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Origins]:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ConfigError(f"{path}: extends: circular chain {chain}")
+    document = _read_yaml(path)
+    parent_name = document.pop("extends", None)
+    own_origins = dict.fromkeys(_leaf_paths(document), path)
+    if parent_name is None:
+        return document, own_origins
+    if not isinstance(parent_name, str):
+        raise ConfigError(f"{path}: extends: must be a file name, got {parent_name!r}")
+    parent, origins = _load_with_parents(path.parent / parent_name, (*seen, resolved))
+    origins.update(own_origins)
+    return _deep_merge(parent, document), origins
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({exc})") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"{path}: top level must be a mapping of keys, got {type(document).__name__}"
+        )
+    return document
+
+
+def _leaf_paths(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in node.items():
+        here = (*prefix, str(key))
+        paths.append(here)
+        if isinstance(value, Mapping):
+            paths.extend(_leaf_paths(value, here))
+    return paths
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError, origins: Origins, top: Path) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(top level)"
+        source = _origin_of(loc, origins) or top
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "extra_forbidden":
+            message += _allowed_keys_hint(loc)
+        lines.append(f"{source}: {key}: {message}")
+    if len(lines) == 1:
+        return f"invalid config: {lines[0]}"
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _origin_of(loc: tuple[str, ...], origins: Origins) -> Path | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in origins:
+            return origins[loc[:end]]
+    return None
+
+
+def _allowed_keys_hint(loc: tuple[str, ...]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return ""
+    return f" (allowed here: {', '.join(sorted(model.model_fields))})"

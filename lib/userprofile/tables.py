@@ -1,0 +1,143 @@
+"""The I/O module: table names from config to reads and writes.
+
+A table name is one of: a path relative to the warehouse (``gold/user_profile``),
+a catalog name (``main.userprofile.user_profile``: dots, no slash), or an
+absolute path / URI (``/data/up``, ``s3://bucket/up``). Nothing else in the
+package knows which of these it is dealing with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from userprofile.config import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_CATALOG_NAME = re.compile(r"^[A-Za-z_][\w`-]*(\.[A-Za-z_][\w`-]*){1,2}$")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """Where a Delta table lives: exactly one of ``name`` or ``path`` is set."""
+
+    key: str
+    name: str | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        return self.name or self.path or self.key
+
+
+def resolve(settings: Settings, key: str) -> TableRef:
+    """The TableRef for a key of ``settings.tables`` (e.g. ``"user_profile"``)."""
+    value: str = getattr(settings.tables, key)
+    if _CATALOG_NAME.match(value) and "/" not in value:
+        return TableRef(key=key, name=value)
+    if "://" in value or os.path.isabs(value):
+        return TableRef(key=key, path=value)
+    return TableRef(key=key, path=os.path.abspath(os.path.join(settings.storage.warehouse, value)))
+
+
+def exists(spark: SparkSession, table: TableRef) -> bool:
+    from delta.tables import DeltaTable
+
+    if table.name is not None:
+        return bool(spark.catalog.tableExists(table.name))
+    assert table.path is not None
+    return bool(DeltaTable.isDeltaTable(spark, table.path))
+
+
+def read(spark: SparkSession, table: TableRef) -> DataFrame:
+    if table.name is not None:
+        return spark.read.table(table.name)
+    return spark.read.format("delta").load(table.path)
+
+
+def append(
+    df: DataFrame,
+    table: TableRef,
+    partition_by: list[str] | None = None,
+    txn: tuple[str, int] | None = None,
+) -> None:
+    """Append; with ``txn=(app_id, version)`` Delta skips a version it has already seen."""
+    writer = df.write.format("delta").mode("append")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if txn is not None:
+        writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+    _save(writer, table)
+
+
+def replace_partition(
+    df: DataFrame,
+    table: TableRef,
+    column: str,
+    value: dt.date,
+    partition_by: list[str] | None = None,
+) -> None:
+    """Atomically replace the rows where ``column = value`` and nothing else."""
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} = DATE'{value.isoformat()}'")
+        .partitionBy(*(partition_by or [column]))
+    )
+    _save(writer, table)
+
+
+def overwrite(df: DataFrame, table: TableRef) -> None:
+    _save(df.write.format("delta").mode("overwrite").option("overwriteSchema", "true"), table)
+
+
+def merge_insert_new(
+    spark: SparkSession,
+    source: DataFrame,
+    table: TableRef,
+    keys: list[str],
+    partition_by: list[str] | None = None,
+) -> None:
+    """Insert the source rows whose keys are not in the table yet (create it if missing)."""
+    if not exists(spark, table):
+        append(source, table, partition_by)
+        return
+    target = _delta_table(spark, table)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll().execute()
+
+
+def merge_upsert(spark: SparkSession, source: DataFrame, table: TableRef, keys: list[str]) -> None:
+    """Update matching rows and insert new ones (create the table if missing)."""
+    if not exists(spark, table):
+        append(source, table)
+        return
+    target = _delta_table(spark, table)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    (
+        target.alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _delta_table(spark: SparkSession, table: TableRef):  # type: ignore[no-untyped-def]
+    from delta.tables import DeltaTable
+
+    if table.name is not None:
+        return DeltaTable.forName(spark, table.name)
+    assert table.path is not None
+    return DeltaTable.forPath(spark, table.path)
+
+
+def _save(writer, table: TableRef) -> None:  # type: ignore[no-untyped-def]
+    if table.name is not None:
+        writer.saveAsTable(table.name)
+    else:
+        writer.save(table.path)
