@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
         # PySpark logs every analysis error in full (plan + JVM stack) before raising it.
-        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
+        for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         settings = load_settings(args.conf)
     except ConfigError as exc:

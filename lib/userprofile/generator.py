@@ -101,7 +101,6 @@ def generate_users(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
     )
     offset_stop = F.floor(uniform(seed, "stop", idx) * F.lit(days * 0.5)).cast("int")
     first_day = F.lit(start)
-    last_day = F.lit(start + dt.timedelta(days=days - 1))
     users = (
         spark.range(cfg.users, numPartitions=max(2, min(200, cfg.users // 50_000 + 1)))
         .withColumn("persona", persona)
@@ -117,9 +116,8 @@ def generate_users(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
         )
         .withColumn(
             "active_to",
-            F.when(F.col("window") == "early_stop", F.date_add(first_day, offset_stop)).otherwise(
-                last_day
-            ),
+            # Null: still active when the generated range ends (the process goes on).
+            F.when(F.col("window") == "early_stop", F.date_add(first_day, offset_stop)),
         )
         .withColumn(
             "signup_date",
@@ -166,12 +164,17 @@ def crm_users(users: DataFrame) -> DataFrame:
 
 
 def true_purchase_probability(truth: DataFrame, as_of: dt.date, horizon_days: int) -> DataFrame:
-    """P(user purchases on a day in [as_of, as_of + horizon)) as planted by the generator."""
+    """P(user purchases on a day in [as_of, as_of + horizon)) as planted by the generator.
+
+    Defined for any date, also past the generated range: a user whose ``active_to``
+    is null keeps the same daily odds after the logs end.
+    """
     window_end = F.lit(as_of + dt.timedelta(days=horizon_days))
     overlap = F.greatest(
         F.lit(0),
         F.datediff(
-            F.least(F.date_add("active_to", 1), window_end), F.greatest("active_from", F.lit(as_of))
+            F.least(F.coalesce(F.date_add("active_to", 1), window_end), window_end),
+            F.greatest("active_from", F.lit(as_of)),
         ),
     )
     return truth.select(
@@ -187,8 +190,11 @@ def generate_events(users: DataFrame, cfg: GeneratorConfig) -> DataFrame:
     """Raw event log lines (JSON, some deliberately broken) with the landing date of each."""
     seed = cfg.seed
     day = F.col("day")
+    last_day = F.lit(cfg.end_date - dt.timedelta(days=1))
     visits = (
-        users.withColumn("day", F.explode(F.sequence("active_from", "active_to")))
+        users.withColumn(
+            "day", F.explode(F.sequence("active_from", F.coalesce("active_to", last_day)))
+        )
         .where(uniform(seed, "visit", F.col("id"), day) < F.col("visit_prob"))
         .withColumn("buys", uniform(seed, "buy", F.col("id"), day) < F.col("buy_given_visit"))
         # A second, browsing-only session on some visit days.

@@ -1,0 +1,60 @@
+"""One local Spark session with Delta for the whole test run; tables live under tmp_path."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from userprofile.config import Settings, load_settings
+from userprofile.session import get_spark
+
+from tests.helpers import REPO, TEST_KEY, write_conf
+
+os.environ.setdefault("USERPROFILE_PSEUDONYM_KEY", TEST_KEY)
+# PySpark logs each analysis error in full before raising it; pytest shows the exception.
+for _logger in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+    logging.getLogger(_logger).setLevel(logging.CRITICAL)
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Settings from the repo's base.yaml with storage under tmp_path and small sizes."""
+
+    def build(**sections: dict[str, Any]) -> Settings:
+        document: dict[str, Any] = {
+            "extends": str(REPO / "conf" / "base.yaml"),
+            "environment": "test",
+            "spark": {"master": "local[2]", "shuffle_partitions": 2},
+            "storage": {
+                name: str(tmp_path / name)
+                for name in ("warehouse", "landing", "models", "checkpoints", "ground_truth")
+            },
+            "generator": {"users": 300, "days": 75, "start_date": "2026-01-01", "seed": 11},
+        }
+        for key, value in sections.items():
+            document[key] = {**document.get(key, {}), **value}
+        return load_settings(write_conf(tmp_path / "test.yaml", document))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    settings = Settings.model_validate(
+        {
+            "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "2g"},
+            "storage": {"warehouse": str(warehouse)},
+        }
+    )
+    session = get_spark(settings)
+    yield session
+    session.stop()

@@ -1,0 +1,151 @@
+"""Config: strict, typed, layered; errors name the file and the key before Spark starts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, write_conf
+from userprofile.config import load_settings, pseudonym_key
+from userprofile.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "cluster.example.yaml", "databricks.example.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    settings = load_settings(REPO / "conf" / name)
+    assert settings.model.label_days == 30
+    assert {t.name for t in settings.tags} >= {"high_value", "churn_risk"}
+
+
+def test_environment_file_overrides_base() -> None:
+    settings = load_settings(REPO / "conf" / "databricks.example.yaml")
+    assert settings.environment == "databricks"
+    assert settings.tables.user_profile == "main.userprofile.user_profile"
+    assert settings.spark.shuffle_partitions == 200
+    # Inherited unchanged from base.yaml.
+    assert settings.lifecycle.churn_days == 90
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    conf = write_conf(
+        tmp_path / "env.yaml",
+        {"extends": str(REPO / "conf" / "base.yaml"), "spark": {"shuffle_partitons": 4}},
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(conf)
+    message = str(caught.value)
+    assert str(conf) in message
+    assert "spark.shuffle_partitons: unknown key" in message
+    assert "shuffle_partitions" in message  # the allowed keys are listed
+
+
+def test_error_in_parent_names_the_parent(tmp_path: Path) -> None:
+    parent = write_conf(tmp_path / "parent.yaml", {"model": {"k": 1}})
+    child = write_conf(tmp_path / "child.yaml", {"extends": "parent.yaml", "environment": "local"})
+    with pytest.raises(ConfigError, match=r"parent\.yaml: model\.k: "):
+        load_settings(child)
+
+
+def test_bad_date_is_named(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "c.yaml", {"generator": {"start_date": "2026-02-30"}})
+    with pytest.raises(ConfigError, match=r"c\.yaml: generator\.start_date: "):
+        load_settings(conf)
+
+
+def test_values_are_typed(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "c.yaml", {"generator": {"start_date": "2026-03-01", "days": 10}})
+    generator = load_settings(conf).generator
+    assert generator.start_date == dt.date(2026, 3, 1)
+    assert generator.end_date == dt.date(2026, 3, 11)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("spark: [1, 2\n", r"line \d+.*not valid YAML"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("extends: self.yaml\n", "circular"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, expected: str) -> None:
+    conf = tmp_path / "self.yaml"
+    conf.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(conf)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_lifecycle_thresholds_must_be_ordered(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "c.yaml", {"lifecycle": {"active_days": 60, "churn_days": 30}})
+    with pytest.raises(ConfigError, match="churn_days must be greater than active_days"):
+        load_settings(conf)
+
+
+def test_duplicate_tag_names_rejected(tmp_path: Path) -> None:
+    tag = {"name": "a", "description": "d", "rule": "orders_30d > 0"}
+    conf = write_conf(tmp_path / "c.yaml", {"tags": [tag, tag]})
+    with pytest.raises(ConfigError, match="duplicate tag name"):
+        load_settings(conf)
+
+
+def test_pseudonym_key_comes_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = write_conf(tmp_path / "c.yaml", {"privacy": {"pseudonym_key_env": "UP_TEST_KEY"}})
+    settings = load_settings(conf)
+    monkeypatch.delenv("UP_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="UP_TEST_KEY.*not set"):
+        pseudonym_key(settings)
+    monkeypatch.setenv("UP_TEST_KEY", "short")
+    with pytest.raises(ConfigError, match="too short"):
+        pseudonym_key(settings)
+    monkeypatch.setenv("UP_TEST_KEY", "x" * 32)
+    assert pseudonym_key(settings) == b"x" * 32
+
+
+def _cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "userprofile.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    return done, time.perf_counter() - start
+
+
+def test_cli_rejects_bad_config_fast_without_traceback(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "bad.yaml", {"extends": str(REPO / "conf/base.yaml"), "sprak": {}})
+    done, seconds = _cli("pipeline", "--conf", str(conf), "--as-of", "2026-05-01")
+    assert done.returncode == 2
+    assert seconds < 5
+    assert "bad.yaml: sprak: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_rejects_bad_date_fast() -> None:
+    done, seconds = _cli("features", "--conf", "conf/local.yaml", "--as-of", "2026-13-01")
+    assert done.returncode == 2
+    assert seconds < 5
+    assert "'2026-13-01' is not a date of the form YYYY-MM-DD" in done.stderr
+
+
+def test_jobs_are_the_cli(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "train.py"), "--conf", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "missing.yaml: config file not found" in done.stderr

@@ -1,0 +1,143 @@
+"""The whole path, as a user runs it: generate, pipeline, read the profile without Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from tests.helpers import REPO, TEST_KEY, write_conf
+from userprofile.cli import main
+from userprofile.config import load_settings
+from userprofile.contract import PROFILE_COLUMNS
+from userprofile.privacy import hmac_sha256_hex
+
+USERS = 300
+AS_OF = dt.date(2026, 3, 17)  # 75 generated days from 2026-01-01
+EARLIER = dt.date(2026, 3, 10)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    return write_conf(
+        root / "e2e.yaml",
+        {
+            "extends": str(REPO / "conf" / "base.yaml"),
+            "environment": "test",
+            "spark": {"master": "local[2]", "shuffle_partitions": 2},
+            "storage": {
+                n: str(root / n)
+                for n in ("warehouse", "landing", "models", "checkpoints", "ground_truth")
+            },
+            "generator": {"users": USERS, "days": 75, "start_date": "2026-01-01", "seed": 21},
+            "model": {"k": 4},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def profile_path(spark: SparkSession, conf: Path) -> str:
+    assert main(["generate", "--conf", str(conf)]) == 0
+    assert main(["pipeline", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
+    return str(Path(load_settings(conf).storage.warehouse) / "gold" / "user_profile")
+
+
+def snapshot_rows(path: str, day: dt.date) -> int:
+    table = DeltaTable(path).to_pyarrow_table(filters=[("snapshot_date", "=", day)])
+    return table.num_rows
+
+
+def test_profile_is_readable_without_spark(profile_path: str) -> None:
+    table = DeltaTable(profile_path)
+    assert table.metadata().partition_columns == ["snapshot_date"]
+    assert [f.name for f in table.schema().fields] == [c.name for c in PROFILE_COLUMNS]
+    assert snapshot_rows(profile_path, AS_OF) == USERS  # every generated user, once
+
+
+def test_consumer_view_matches_spark(spark: SparkSession, profile_path: str) -> None:
+    frame = DeltaTable(profile_path).to_pandas(filters=[("snapshot_date", "=", AS_OF)])
+    spark_rows = (
+        spark.read.format("delta").load(profile_path).where(F.col("snapshot_date") == AS_OF)
+    )
+    expected = {r.user_key: (r.segment_id, r.lifecycle_stage) for r in spark_rows.collect()}
+    got = {
+        k: (s, stage)
+        for k, s, stage in zip(frame.user_key, frame.segment_id, frame.lifecycle_stage, strict=True)
+    }
+    assert got == expected
+    assert frame.purchase_propensity_30d.between(0, 1).all()
+    assert set(frame.propensity_decile) == set(range(1, 11))
+    assert set(frame.segment_id) == {0, 1, 2, 3}
+    assert frame.run_id.nunique() == 1
+
+
+def test_rerun_same_date_replaces_only_that_snapshot(
+    spark: SparkSession, profile_path: str, conf: Path
+) -> None:
+    truth = spark.read.parquet(str(Path(load_settings(conf).storage.ground_truth) / "users"))
+    # New users sign up during the generated range: the earlier snapshot knows fewer of them.
+    signed_up_earlier = truth.where(F.col("signup_date") < EARLIER).count()
+    assert signed_up_earlier < USERS
+    versions_before = DeltaTable(profile_path).version()
+    assert main(["pipeline", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
+    assert main(["pipeline", "--conf", str(conf), "--as-of", EARLIER.isoformat()]) == 0
+    table = DeltaTable(profile_path)
+    assert table.version() > versions_before
+    assert snapshot_rows(profile_path, AS_OF) == USERS
+    assert snapshot_rows(profile_path, EARLIER) == signed_up_earlier
+    dates = set(
+        table.to_pyarrow_table(columns=["snapshot_date"]).column("snapshot_date").to_pylist()
+    )
+    assert dates == {AS_OF, EARLIER}
+
+
+def test_no_personal_data_beyond_bronze(spark: SparkSession, profile_path: str, conf: Path) -> None:
+    warehouse = Path(load_settings(conf).storage.warehouse)
+    for table in ("silver/events", "silver/users", "gold/user_features", "gold/user_profile"):
+        columns = set(DeltaTable(str(warehouse / table)).schema().to_arrow().names)
+        assert not columns & {"user_id", "anonymous_id", "email", "ip", "phone"}, table
+    keys = (
+        DeltaTable(profile_path)
+        .to_pyarrow_table(columns=["user_key"])
+        .column("user_key")
+        .to_pylist()
+    )
+    assert not any(k.startswith("U0") for k in keys)
+    expected = (
+        spark.createDataFrame([("U000000007",)], "id string")
+        .select(hmac_sha256_hex(TEST_KEY.encode(), F.col("id")).alias("k"))
+        .first()
+    )
+    assert expected is not None and expected.k in keys
+
+
+def test_propensity_tracks_the_planted_truth(
+    spark: SparkSession, profile_path: str, conf: Path
+) -> None:
+    """The model's scores rank users like the generator's true odds (evaluation-only data)."""
+    truth = spark.read.parquet(str(Path(load_settings(conf).storage.ground_truth) / "users"))
+    from userprofile.generator import true_purchase_probability
+
+    planted = true_purchase_probability(truth, AS_OF, 30).select(
+        hmac_sha256_hex(TEST_KEY.encode(), F.col("user_id")).alias("user_key"), "true_probability"
+    )
+    scored = spark.read.format("delta").load(profile_path).where(F.col("snapshot_date") == AS_OF)
+    joined = scored.join(planted, "user_key").select(
+        F.percent_rank().over(_order("purchase_propensity_30d")).alias("a"),
+        F.percent_rank().over(_order("true_probability")).alias("b"),
+    )
+    rank_correlation = joined.stat.corr("a", "b")
+    assert rank_correlation > 0.4
+
+
+def _order(column: str):  # type: ignore[no-untyped-def]
+    from pyspark.sql import Window
+
+    return Window.orderBy(column)
