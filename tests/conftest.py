@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from tests.helpers import REPO, TEST_KEY, write_conf
 from userprofile.config import Settings, load_settings
 from userprofile.session import get_spark
-
-from tests.helpers import REPO, TEST_KEY, write_conf
 
 os.environ.setdefault("USERPROFILE_PSEUDONYM_KEY", TEST_KEY)
 # PySpark logs each analysis error in full before raising it; pytest shows the exception.

@@ -45,7 +45,7 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_error_in_parent_names_the_parent(tmp_path: Path) -> None:
-    parent = write_conf(tmp_path / "parent.yaml", {"model": {"k": 1}})
+    write_conf(tmp_path / "parent.yaml", {"model": {"k": 1}})
     child = write_conf(tmp_path / "child.yaml", {"extends": "parent.yaml", "environment": "local"})
     with pytest.raises(ConfigError, match=r"parent\.yaml: model\.k: "):
         load_settings(child)
@@ -103,7 +103,7 @@ def test_pseudonym_key_comes_from_environment(
     conf = write_conf(tmp_path / "c.yaml", {"privacy": {"pseudonym_key_env": "UP_TEST_KEY"}})
     settings = load_settings(conf)
     monkeypatch.delenv("UP_TEST_KEY", raising=False)
-    with pytest.raises(ConfigError, match="UP_TEST_KEY.*not set"):
+    with pytest.raises(ConfigError, match=r"UP_TEST_KEY.*not set"):
         pseudonym_key(settings)
     monkeypatch.setenv("UP_TEST_KEY", "short")
     with pytest.raises(ConfigError, match="too short"):

@@ -84,7 +84,7 @@ def test_planted_purchase_probability_matches_the_logs(spark: SparkSession) -> N
     )
     assert len(compared) == 5
     for row in compared:
-        # 4 standard errors of a share over n users; the planted odds differ per persona by far more.
+        # 4 standard errors of a share over n users; personas differ by far more than that.
         tolerance = 4 * (max(row.planted * (1 - row.planted), 0.01) / row.n) ** 0.5
         assert abs(row.observed - row.planted) < tolerance, row
     planted = {r.persona: r.planted for r in compared}

@@ -87,7 +87,8 @@ def test_silver_is_pseudonymous_and_deduplicated(spark: SparkSession) -> None:
     assert not {"email", "ip", "user_id", "anonymous_id"} & set(silver.columns)
     keys = {r.user_key for r in silver.collect()}
     assert len(keys) == 1
-    assert "U1" not in keys and len(next(iter(keys))) == 64
+    assert "U1" not in keys
+    assert len(next(iter(keys))) == 64
 
 
 def write_landing(landing: Path, name: str, lines: list[str]) -> None:

@@ -115,7 +115,8 @@ def test_no_personal_data_beyond_bronze(spark: SparkSession, profile_path: str, 
         .select(hmac_sha256_hex(TEST_KEY.encode(), F.col("id")).alias("k"))
         .first()
     )
-    assert expected is not None and expected.k in keys
+    assert expected is not None
+    assert expected.k in keys
 
 
 def test_propensity_tracks_the_planted_truth(

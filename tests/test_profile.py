@@ -29,7 +29,8 @@ def test_lifecycle_stage(
 ) -> None:
     row = spark.createDataFrame(
         [(last, first, before_window)],
-        "days_since_last_purchase int, days_since_first_purchase int, days_since_purchase_before_30d int",
+        "days_since_last_purchase int, days_since_first_purchase int, "
+        "days_since_purchase_before_30d int",
     )
     cfg = LifecycleConfig(new_days=30, active_days=30, churn_days=90)
     assert row.select(lifecycle_stage(cfg).alias("s")).first().s == stage
@@ -75,3 +76,13 @@ def test_contract_orders_casts_and_documents(spark: SparkSession) -> None:
     fields = {f.name: f for f in conformed.schema.fields}
     assert fields["segment_id"].dataType.simpleString() == "int"
     assert fields["user_key"].metadata["comment"].startswith("Pseudonymous")
+
+
+def test_readme_data_dictionary_matches_the_contract() -> None:
+    from tests.helpers import REPO
+    from userprofile.contract import data_dictionary_markdown
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- data-dictionary:start -->") + len("<!-- data-dictionary:start -->")
+    end = readme.index("<!-- data-dictionary:end -->")
+    assert readme[start:end].strip() == data_dictionary_markdown()
