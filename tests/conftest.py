@@ -15,7 +15,8 @@ from tests.helpers import REPO, TEST_KEY, write_conf
 from userprofile.config import Settings, load_settings
 from userprofile.session import get_spark
 
-os.environ.setdefault("USERPROFILE_PSEUDONYM_KEY", TEST_KEY)
+# The tests own their key: hashes in assertions are computed with it.
+os.environ["USERPROFILE_PSEUDONYM_KEY"] = TEST_KEY
 # PySpark logs each analysis error in full before raising it; pytest shows the exception.
 for _logger in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
     logging.getLogger(_logger).setLevel(logging.CRITICAL)

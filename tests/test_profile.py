@@ -6,8 +6,13 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from tests.helpers import REPO
 from userprofile.config import LifecycleConfig, TagRule
-from userprofile.contract import PROFILE_COLUMNS, conform_to_profile_contract
+from userprofile.contract import (
+    PROFILE_COLUMNS,
+    conform_to_profile_contract,
+    data_dictionary_markdown,
+)
 from userprofile.errors import MissingColumnError
 from userprofile.profile import lifecycle_stage, tags, with_deciles
 
@@ -79,9 +84,6 @@ def test_contract_orders_casts_and_documents(spark: SparkSession) -> None:
 
 
 def test_readme_data_dictionary_matches_the_contract() -> None:
-    from tests.helpers import REPO
-    from userprofile.contract import data_dictionary_markdown
-
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     start = readme.index("<!-- data-dictionary:start -->") + len("<!-- data-dictionary:start -->")
     end = readme.index("<!-- data-dictionary:end -->")
