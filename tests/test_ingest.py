@@ -1,24 +1,29 @@
-"""Raw lines -> bronze, quarantine (with reasons) and silver; exactly once per file."""
+"""Raw records -> bronze, quarantine (with reasons) and silver; exactly once per file."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from tests.conftest import SettingsFactory
 from tests.helpers import TEST_KEY
 from userprofile import tables
+from userprofile.config import EventSource
 from userprofile.errors import DataQualityError
 from userprofile.ingest import (
-    parse_event_lines,
+    REJECT_REASONS,
+    classify,
+    new_identities,
+    stitched,
     to_bronze,
     to_quarantine,
     to_silver_events,
-    with_reject_reason,
 )
 from userprofile.steps.common import RunContext
 from userprofile.steps.ingest import run_ingest
@@ -39,6 +44,7 @@ GOOD: dict[str, Any] = {
     "email": "someone@example.com",
     "ip": "10.0.0.1",
 }
+JSON_SOURCE = EventSource(path="events")
 
 
 def event(**changes: Any) -> str:
@@ -50,39 +56,63 @@ CASES = {
     "MALFORMED_RECORD": '{"event_id": "e1", "event_ts": "2026-01',
     "MISSING_EVENT_ID": event(event_id=None),
     "MISSING_USER": event(event_id="e3", user_id=None, anonymous_id=None),
+    "BAD_FIELD_TYPE": event(event_id="e3b", price="twelve"),
     "BAD_TIMESTAMP": event(event_id="e4", event_ts="31/02/2026 25:61"),
     "FUTURE_TIMESTAMP": event(event_id="e5", event_ts="2099-01-01T00:00:00Z"),
     "UNKNOWN_EVENT_TYPE": event(event_id="e6", event_type="teleport"),
     "NEGATIVE_PRICE": event(event_id="e7", price=-3.0),
+    "ABSURD_PRICE": event(event_id="e7b", price=5e6),
     "BAD_QUANTITY": event(event_id="e8", quantity=0),
     "MISSING_PRICE": event(event_id="e9", price=None),
 }
 
 
-def classify(spark: SparkSession, lines: list[str]) -> DataFrame:
-    raw = spark.createDataFrame(
+def lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
+    return spark.createDataFrame(
         [(line, "file:/landing/x.json") for line in lines], "value string, _source_file string"
     )
-    return parse_event_lines(raw).transform(with_reject_reason(future_tolerance_hours=24))
+
+
+def classified(
+    spark: SparkSession, lines: list[str], source: EventSource = JSON_SOURCE
+) -> DataFrame:
+    return lines_frame(spark, lines).transform(classify(source, 24, 100_000.0))
+
+
+def test_every_reason_has_a_case() -> None:
+    assert set(CASES) == set(REJECT_REASONS)
 
 
 def test_each_kind_of_bad_record_gets_its_reason(spark: SparkSession) -> None:
-    classified = classify(spark, [*CASES.values(), event()])
-    quarantine = to_quarantine(classified, "events")
-    got = {r.raw_record: r.reason_code for r in quarantine.collect()}
-    assert got == {line: code for code, line in CASES.items()}
-    assert all(r.reason and r._source_file == "file:/landing/x.json" for r in quarantine.collect())
-    assert [r.event_id for r in to_bronze(classified).collect()] == ["e-good"]
+    rows = classified(spark, [*CASES.values(), event()])
+    quarantine = to_quarantine(rows, "events").collect()
+    assert {r.raw_record: r.reason_code for r in quarantine} == {v: k for k, v in CASES.items()}
+    assert all(r.reason == REJECT_REASONS[r.reason_code] for r in quarantine)
+    assert {r._source_file for r in quarantine} == {"file:/landing/x.json"}
+    bronze = to_bronze(rows, "events").collect()
+    assert [(r.event_id, r.source, r.price, r.quantity) for r in bronze] == [
+        ("e-good", "events", 12.5, 2)
+    ]
+    assert bronze[0].event_ts == dt.datetime(2026, 1, 5, 10, 0)
 
 
-def test_anonymous_only_events_are_valid(spark: SparkSession) -> None:
-    classified = classify(spark, [event(event_id="anon", user_id=None, event_type="page_view")])
-    assert to_bronze(classified).count() == 1
+def test_unknown_fields_are_rescued_not_lost(spark: SparkSession) -> None:
+    line = event(coupon="WELCOME10", experiment={"arm": "b"})
+    bronze = to_bronze(classified(spark, [line]), "events").first()
+    assert bronze is not None
+    assert json.loads(bronze._rescued_data) == {"coupon": "WELCOME10", "experiment": '{"arm":"b"}'}
+
+
+def test_anonymous_rows_are_kept_unless_the_source_requires_a_user(spark: SparkSession) -> None:
+    line = event(event_id="anon", user_id=None, event_type="page_view", price=None, quantity=None)
+    assert to_bronze(classified(spark, [line]), "events").count() == 1
+    strict = EventSource(path="events", require_user_id=True)
+    assert [r.reason_code for r in classified(spark, [line], strict).collect()] == ["MISSING_USER"]
 
 
 def test_silver_is_pseudonymous_and_deduplicated(spark: SparkSession) -> None:
-    bronze = to_bronze(classify(spark, [event(), event(), event(event_id="e2")]))
-    silver = bronze.transform(to_silver_events(TEST_KEY.encode()))
+    bronze = to_bronze(classified(spark, [event(), event(), event(event_id="e2")]), "events")
+    silver = bronze.transform(to_silver_events(TEST_KEY.encode(), 30))
     assert silver.count() == 2
     assert not {"email", "ip", "user_id", "anonymous_id"} & set(silver.columns)
     keys = {r.user_key for r in silver.collect()}
@@ -91,17 +121,65 @@ def test_silver_is_pseudonymous_and_deduplicated(spark: SparkSession) -> None:
     assert len(next(iter(keys))) == 64
 
 
-def write_landing(landing: Path, name: str, lines: list[str]) -> None:
-    folder = landing / "events" / "landing_date=2026-01-05"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("\n".join(lines) + "\n")
+def test_missing_sessions_are_cut_at_the_inactivity_gap(spark: SparkSession) -> None:
+    times = ["2026-01-05T10:00:00Z", "2026-01-05T10:20:00Z", "2026-01-05T11:05:00Z"]
+    lines = [event(event_id=f"e{i}", event_ts=t, session_id=None) for i, t in enumerate(times)]
+    lines.append(event(event_id="other", user_id="U2", session_id=None))
+    bronze = to_bronze(classified(spark, lines), "events")
+    silver = {
+        r.event_id: r.session_id
+        for r in bronze.transform(to_silver_events(b"k" * 16, 30)).collect()
+    }
+    assert silver["e0"] == silver["e1"]
+    assert silver["e2"] != silver["e1"]
+    assert silver["other"] not in {silver["e0"], silver["e2"]}
+    assert all(s.startswith("s-") for s in silver.values())
 
 
-def count(spark: SparkSession, ctx: RunContext, key: str) -> int:
-    return tables.read(spark, ctx.table(key)).count()
+def test_anonymous_activity_is_stitched_to_the_login(spark: SparkSession) -> None:
+    lines = [
+        event(event_id="before", user_id=None, event_type="page_view", price=None, quantity=None),
+        event(event_id="login", event_ts="2026-01-05T10:05:00Z"),
+        event(
+            event_id="stranger",
+            user_id=None,
+            anonymous_id="anon-9",
+            event_type="search",
+            price=None,
+            quantity=None,
+        ),
+    ]
+    silver = to_bronze(classified(spark, lines), "events").transform(
+        to_silver_events(b"k" * 16, 30)
+    )
+    resolved = {
+        r.event_id: r.user_key for r in silver.transform(stitched(new_identities(silver))).collect()
+    }
+    assert resolved["before"] == resolved["login"]
+    assert resolved["before"] is not None
+    assert resolved["stranger"] is None
 
 
-def test_ingest_is_exactly_once_per_file(
+def write_landing(
+    landing: Path, name: str, lines: list[str], folder: str = "events", day: str = "2026-01-05"
+) -> None:
+    target = landing / folder / f"landing_date={day}"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / name).write_text("\n".join(lines) + "\n")
+
+
+def table_rows(spark: SparkSession, ctx: RunContext, key: str) -> list[tuple[Any, ...]]:
+    frame = tables.read(spark, ctx.table(key)).drop("_ingested_at", "ingest_date")
+    return sorted(tuple(r) for r in frame.collect())
+
+
+def versions(spark: SparkSession, ctx: RunContext, key: str) -> int:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, ctx.table(key).path).history().count()
+
+
+def test_reruns_change_nothing_and_new_files_are_picked_up(
     spark: SparkSession, make_settings: SettingsFactory
 ) -> None:
     settings = make_settings(ingest={"max_reject_share": 0.5})
@@ -110,25 +188,54 @@ def test_ingest_is_exactly_once_per_file(
         landing, "a.json", [event(event_id="a1"), event(event_id="a2"), CASES["NEGATIVE_PRICE"]]
     )
     ctx = RunContext(spark, settings)
-
     first = run_ingest(ctx)
     assert first.rows["events accepted"] == 2
     assert first.rows["quarantined NEGATIVE_PRICE"] == 1
+    keys = ("bronze_events", "bronze_quarantine", "silver_events", "ingest_log")
+    snapshot = {k: (table_rows(spark, ctx, k), versions(spark, ctx, k)) for k in keys}
 
-    again = run_ingest(ctx)  # same files: nothing new
-    assert again.rows["events accepted"] == 0
-    assert (count(spark, ctx, "bronze_events"), count(spark, ctx, "silver_events")) == (2, 2)
+    for _ in range(3):  # same files: identical tables, no new commits
+        assert run_ingest(ctx).rows["events accepted"] == 0
+    assert {k: (table_rows(spark, ctx, k), versions(spark, ctx, k)) for k in keys} == snapshot
 
-    # A new file with one new event and one repeated from the first file.
+    # A new file with one new event and one already delivered in the first file.
     write_landing(landing, "b.json", [event(event_id="b1"), event(event_id="a1")])
-    third = run_ingest(ctx)
-    assert third.rows["events accepted"] == 2
-    assert count(spark, ctx, "bronze_events") == 4  # bronze keeps what arrived
-    silver_ids = sorted(
-        r.event_id for r in tables.read(spark, ctx.table("silver_events")).collect()
+    assert run_ingest(ctx).rows["events accepted"] == 2
+    assert len(table_rows(spark, ctx, "bronze_events")) == 4  # bronze keeps what arrived
+    silver = tables.read(spark, ctx.table("silver_events"))
+    assert sorted(r.event_id for r in silver.collect()) == ["a1", "a2", "b1"]  # stored once
+
+
+def test_late_events_land_in_their_own_date_and_are_reported(
+    spark: SparkSession, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings()
+    landing = Path(settings.storage.landing)
+    write_landing(
+        landing,
+        "today.json",
+        [event(event_id="t1", event_ts="2026-01-20T09:00:00Z")],
+        day="2026-01-20",
     )
-    assert silver_ids == ["a1", "a2", "b1"]  # silver stores each event once
-    assert count(spark, ctx, "bronze_quarantine") == 1
+    ctx = RunContext(spark, settings)
+    assert run_ingest(ctx).rows["event dates changed"] == "2026-01-20"
+    late = [
+        event(event_id="l1", event_ts="2026-01-12T09:00:00Z"),
+        event(event_id="l2", event_ts="2026-01-14T09:00:00Z"),
+    ]
+    write_landing(landing, "late.json", late, day="2026-01-21")
+    assert run_ingest(ctx).rows["event dates changed"] == "2026-01-12 .. 2026-01-14 (2 dates)"
+    silver = tables.read(spark, ctx.table("silver_events"))
+    assert {r.event_id: r.event_date for r in silver.collect()} == {
+        "t1": dt.date(2026, 1, 20),
+        "l1": dt.date(2026, 1, 12),
+        "l2": dt.date(2026, 1, 14),
+    }
+    log = tables.read(spark, ctx.table("ingest_log")).orderBy("logged_at").collect()
+    assert [r.changed_dates for r in log] == [
+        [dt.date(2026, 1, 20)],
+        [dt.date(2026, 1, 12), dt.date(2026, 1, 14)],
+    ]
 
 
 def test_too_many_rejects_fail_the_run(spark: SparkSession, make_settings: SettingsFactory) -> None:
@@ -136,9 +243,26 @@ def test_too_many_rejects_fail_the_run(spark: SparkSession, make_settings: Setti
     write_landing(
         Path(settings.storage.landing), "bad.json", [event(event_id="ok"), *CASES.values()]
     )
-    with pytest.raises(DataQualityError, match=r"90\.0% of 10 event records were quarantined"):
+    with pytest.raises(DataQualityError, match=r"91\.7% of 12 event records were quarantined"):
         run_ingest(RunContext(spark, settings))
-    # The evidence is kept: rejected rows are in quarantine, the valid one in bronze.
+    ctx = RunContext(spark, settings)  # the evidence is kept
+    assert len(table_rows(spark, ctx, "bronze_quarantine")) == 11
+    assert len(table_rows(spark, ctx, "bronze_events")) == 1
+
+
+def test_quarantine_keeps_the_raw_line_and_file(
+    spark: SparkSession, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(ingest={"max_reject_share": 1.0})
+    write_landing(Path(settings.storage.landing), "q.json", [CASES["BAD_TIMESTAMP"]])
     ctx = RunContext(spark, settings)
-    assert count(spark, ctx, "bronze_quarantine") == 9
-    assert count(spark, ctx, "bronze_events") == 1
+    run_ingest(ctx)
+    row = tables.read(spark, ctx.table("bronze_quarantine")).first()
+    assert row is not None
+    assert (row.raw_record, row.reason_code, row.source) == (
+        CASES["BAD_TIMESTAMP"],
+        "BAD_TIMESTAMP",
+        "events",
+    )
+    assert row._source_file.endswith("landing_date=2026-01-05/q.json")
+    assert tables.read(spark, ctx.table("bronze_events")).where(F.lit(True)).count() == 0

@@ -72,6 +72,13 @@ class TablesConfig(StrictModel):
     user_features: str = "gold/user_features"
     model_metrics: str = "gold/model_metrics"
     user_profile: str = "gold/user_profile"
+    # anonymous_key -> user_key, learnt from events that carry both (a login).
+    silver_identities: str = "silver/identities"
+    # One row per ingest micro-batch: counts and the event dates it changed.
+    ingest_log: str = "ops/ingest_log"
+    # Erasure: the audit of requests and the suppression list that keeps erased users out.
+    erasure_requests: str = "ops/erasure_requests"
+    erasure_suppression: str = "ops/erasure_suppression"
 
 
 class PersonaShares(StrictModel):
@@ -105,12 +112,98 @@ class GeneratorConfig(StrictModel):
         return self.start_date + dt.timedelta(days=self.days)
 
 
+# Our event fields, in the order of the bronze table (see userprofile.ingest).
+EVENT_FIELDS = (
+    "event_id",
+    "event_ts",
+    "user_id",
+    "anonymous_id",
+    "session_id",
+    "event_type",
+    "product_id",
+    "category",
+    "price",
+    "quantity",
+    "device",
+    "channel",
+    "email",
+    "ip",
+)
+
+
+class CsvLayout(StrictModel):
+    """An export's columns, in file order: an explicit schema, never inferred."""
+
+    columns: list[str] = Field(min_length=1)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+
+
+class EventSource(StrictModel):
+    """One landing folder of event logs and how its records map to our event fields.
+
+    JSON sources: ``fields`` renames keys (our field -> their key). CSV sources:
+    ``fields`` maps our field to a Spark SQL expression over the export's columns,
+    which are all strings (use ``try_cast``). Fields not mapped keep their own
+    name for JSON and are null for CSV, except ``event_id``, which for CSV
+    defaults to a hash of the whole line so a re-delivered line is stored once.
+    """
+
+    enabled: bool = True
+    format: Literal["json", "csv"] = "json"
+    # Folder under storage.landing, or an absolute path / URI.
+    path: str
+    csv: CsvLayout | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+    # Value mappings applied after `fields`, e.g. {event_type: {view: product_view}}.
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Spark datetime pattern of event_ts; default: ISO-8601.
+    timestamp_format: str | None = None
+    # Zone of timestamps that carry none (e.g. Europe/London); default: UTC.
+    timezone: str | None = None
+    # false: a record with an anonymous id but no user id is kept as anonymous.
+    require_user_id: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventSource:
+        unknown = sorted((set(self.fields) | set(self.values)) - set(EVENT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown event field(s) {', '.join(unknown)}; ours are {', '.join(EVENT_FIELDS)}"
+            )
+        if self.format == "csv" and self.csv is None:
+            raise ValueError("a csv source needs `csv: {columns: [...]}`")
+        if self.format == "json" and self.csv is not None:
+            raise ValueError("`csv` options apply to csv sources only")
+        return self
+
+
+def _default_sources() -> dict[str, EventSource]:
+    return {"events": EventSource(path="events")}
+
+
 class IngestConfig(StrictModel):
+    # Event sources by name; each has its own checkpoint. Default: the generator's JSON logs.
+    sources: dict[str, EventSource] = Field(default_factory=_default_sources)
+    # CRM users export (CSV: user_id,email,phone,age,gender,region,signup_date) under landing.
+    users_path: str = "users"
     # Fail the run when more than this share of a run's records is quarantined.
     max_reject_share: float = Field(default=0.05, ge=0, le=1)
     # Timestamps further than this ahead of the ingestion clock are rejected.
     future_tolerance_hours: int = Field(default=24, ge=0)
+    # Prices above this are rejected as absurd.
+    max_price: float = Field(default=100_000.0, gt=0)
     max_files_per_batch: int = Field(default=1000, ge=1)
+    # Sources without session ids are sessionised with this inactivity gap.
+    session_gap_minutes: int = Field(default=30, ge=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: dict[str, EventSource]) -> dict[str, EventSource]:
+        bad = [name for name in value if not re.fullmatch(r"[a-z][a-z0-9_]*", name)]
+        if bad:
+            raise ValueError(f"source names must be lower_snake_case: {', '.join(bad)}")
+        return value
 
 
 class PrivacyConfig(StrictModel):

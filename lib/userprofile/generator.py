@@ -23,7 +23,6 @@ from pyspark.sql import functions as F
 
 from userprofile.config import GeneratorConfig
 
-EVENT_TYPES = ("page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "purchase")
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "grocery", "toys")
 CATEGORY_BASE_PRICE = (180.0, 45.0, 60.0, 25.0, 50.0, 15.0, 8.0, 30.0)
 CHANNELS = ("direct", "organic_search", "paid_search", "email", "social")

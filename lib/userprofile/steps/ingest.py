@@ -1,107 +1,163 @@
 """`userprofile ingest`: landing files -> bronze (+ quarantine) -> silver, exactly once per file.
 
-Event files are read by Structured Streaming's file source with
+Each configured source is read by Structured Streaming's file source with
 ``trigger(availableNow=True)``: its checkpoint remembers which files were
-processed, so a re-run picks up only new files. Each micro-batch appends to
-bronze and quarantine with Delta's idempotent writes (``txnAppId`` +
-``txnVersion`` = batch id), so a batch replayed after a crash is not written
-twice; silver is an insert-only MERGE on ``event_id``, which is idempotent too.
+processed, so a re-run picks up only new files. Every micro-batch appends to
+bronze, quarantine and the ingest log with Delta's idempotent writes
+(``txnAppId`` + ``txnVersion`` = batch id): a batch replayed after a crash is
+not written twice. Silver and the identity map are insert-only MERGEs on
+their keys, idempotent too. The app id includes an id stored in the
+checkpoint, so a deleted checkpoint starts a new series instead of having its
+batches skipped as "already written".
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.errors import AnalysisException
 
 from userprofile import tables
-from userprofile.config import pseudonym_key
+from userprofile.config import EventSource, pseudonym_key
 from userprofile.errors import DataQualityError
 from userprofile.ingest import (
     RAW_USERS_SCHEMA,
-    parse_event_lines,
+    classify,
+    new_identities,
     to_bronze,
     to_quarantine,
     to_silver_events,
     to_silver_users,
-    with_reject_reason,
 )
+from userprofile.privacy import hmac_sha256_hex
 from userprofile.steps.common import RunContext, StepReport, Stopwatch
+
+INGEST_LOG_SCHEMA = (
+    "run_id string, source string, batch_id long, accepted long, quarantined long, "
+    "suppressed long, changed_dates array<date>, logged_at timestamp"
+)
 
 
 @dataclass
 class IngestCounts:
     accepted: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    changed_dates: set[dt.date] = field(default_factory=set)
 
     @property
     def total(self) -> int:
         return self.accepted + sum(self.rejected.values())
 
 
+def landing_path(ctx: RunContext, path: str) -> str:
+    if "://" in path or os.path.isabs(path):
+        return path
+    return os.path.join(ctx.settings.storage.landing, path)
+
+
 def run_ingest(ctx: RunContext) -> StepReport:
     clock = Stopwatch()
     key = pseudonym_key(ctx.settings)
-    counts = _ingest_events(ctx, key)
+    counts = IngestCounts()
+    for name, source in ctx.settings.ingest.sources.items():
+        if source.enabled:
+            _ingest_source(ctx, key, name, source, counts)
     users = _ingest_users(ctx, key)
     report = StepReport("ingest", seconds=clock.seconds())
     report.rows.update({"events accepted": counts.accepted, "crm users read": users})
+    if counts.suppressed:
+        report.rows["dropped (erased users)"] = counts.suppressed
     for code, n in sorted(counts.rejected.items()):
         report.rows[f"quarantined {code}"] = n
+    if counts.changed_dates:
+        report.rows["event dates changed"] = describe_dates(counts.changed_dates)
     _check_reject_share(counts, ctx.settings.ingest.max_reject_share)
     return report
 
 
-def _ingest_events(ctx: RunContext, key: bytes) -> IngestCounts:
+def describe_dates(dates: set[dt.date]) -> str:
+    """'2026-01-03' or '2026-01-01 .. 2026-04-30 (120 dates)': where to recompute from."""
+    first, last = min(dates), max(dates)
+    if first == last:
+        return first.isoformat()
+    return f"{first} .. {last} ({len(dates)} dates)"
+
+
+def _ingest_source(
+    ctx: RunContext, key: bytes, name: str, source: EventSource, counts: IngestCounts
+) -> None:
     settings = ctx.settings
-    source_dir = os.path.join(settings.storage.landing, "events")
-    counts = IngestCounts()
-    if not os.path.isdir(source_dir) and "://" not in source_dir:
-        return counts
+    folder = landing_path(ctx, source.path)
+    if "://" not in folder and not os.path.isdir(folder):
+        return
+    checkpoint = os.path.join(settings.storage.checkpoints, "ingest", name)
+    app_id = f"userprofile-ingest:{name}:{checkpoint_identity(ctx.spark, checkpoint)}"
     lines = (
         ctx.spark.readStream.format("text")
         .option("maxFilesPerTrigger", settings.ingest.max_files_per_batch)
         .option("recursiveFileLookup", "true")
-        .load(source_dir)
+        .load(folder)
         .select("value", F.col("_metadata.file_path").alias("_source_file"))
     )
-    bronze, quarantine, silver = (
-        ctx.table("bronze_events"),
-        ctx.table("bronze_quarantine"),
-        ctx.table("silver_events"),
+    classify_lines = classify(
+        source, settings.ingest.future_tolerance_hours, settings.ingest.max_price
     )
-    app_id = f"userprofile-ingest-events:{bronze}"
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        classified = (
-            parse_event_lines(batch)
-            .transform(with_reject_reason(settings.ingest.future_tolerance_hours))
-            .cache()
-        )
-        accepted = to_bronze(classified)
-        tables.append(accepted, bronze, ["event_date"], txn=(app_id, batch_id))
+        all_rows = batch.transform(classify_lines).cache()
+        classified, erasures_apply = _without_erased_users(ctx, key, all_rows)
+        accepted = to_bronze(classified, name)
+        txn = (app_id, batch_id)
+        tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn)
         tables.append(
-            to_quarantine(classified, "events"),
-            quarantine,
+            to_quarantine(classified, name),
+            ctx.table("bronze_quarantine"),
             ["ingest_date"],
-            txn=(app_id + ":quarantine", batch_id),
+            txn=txn,
         )
-        new_events = accepted.transform(to_silver_events(key))
+        silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes))
         tables.merge_insert_new(
-            ctx.spark, new_events, silver, ["event_date", "event_id"], ["event_date"]
+            ctx.spark,
+            silver,
+            ctx.table("silver_events"),
+            ["event_date", "event_id"],
+            ["event_date"],
         )
-        for row in classified.groupBy("reason_code").count().collect():  # one row per reason
-            if row["reason_code"] is None:
-                counts.accepted += row["count"]
-            else:
-                counts.rejected[row["reason_code"]] = (
-                    counts.rejected.get(row["reason_code"], 0) + row["count"]
+        tables.merge_insert_new(
+            ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
+        )
+        batch_counts = _batch_counts(classified)
+        suppressed = all_rows.count() - sum(batch_counts.values()) if erasures_apply else 0
+        dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
+        log = ctx.spark.createDataFrame(
+            [
+                (
+                    ctx.run_id,
+                    name,
+                    batch_id,
+                    batch_counts.get(None, 0),
+                    sum(n for code, n in batch_counts.items() if code),
+                    suppressed,
+                    dates,
+                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
                 )
-        classified.unpersist()
+            ],
+            INGEST_LOG_SCHEMA,
+        )
+        tables.append(log, ctx.table("ingest_log"), txn=txn)
+        all_rows.unpersist()
+        counts.accepted += batch_counts.pop(None, 0)
+        counts.rejected.update({str(code): n for code, n in batch_counts.items()})
+        counts.suppressed += suppressed
+        counts.changed_dates.update(dates)
 
-    checkpoint = os.path.join(settings.storage.checkpoints, "ingest_events")
     query = (
         lines.writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", checkpoint)
@@ -109,21 +165,63 @@ def _ingest_events(ctx: RunContext, key: bytes) -> IngestCounts:
         .start()
     )
     query.awaitTermination()
-    return counts
+
+
+def _batch_counts(classified: DataFrame) -> Counter[str | None]:
+    # One row per reason code (null = accepted): a handful of rows to the driver.
+    rows = classified.groupBy("reason_code").count().collect()
+    return Counter({r["reason_code"]: int(r["count"]) for r in rows})
+
+
+def _without_erased_users(
+    ctx: RunContext, key: bytes, classified: DataFrame
+) -> tuple[DataFrame, bool]:
+    """Drop records of users on the erasure suppression list, so a replay cannot restore them."""
+    ref = ctx.table("erasure_suppression")
+    if not tables.exists(ctx.spark, ref):
+        return classified, False
+    erased = tables.read(ctx.spark, ref).select(F.col("user_key").alias("_erased_key"))
+    keyed = classified.withColumn("_user_key", hmac_sha256_hex(key, F.col("user_id")))
+    kept = keyed.join(
+        F.broadcast(erased), keyed["_user_key"] == erased["_erased_key"], "left_anti"
+    ).drop("_user_key")
+    return kept, True
+
+
+def checkpoint_identity(spark: SparkSession, checkpoint: str) -> str:
+    """A random id kept inside the checkpoint: new checkpoint, new id (any file system)."""
+    marker = checkpoint.rstrip("/") + "/_userprofile_id"
+    try:
+        row = spark.read.text(marker).first()
+        if row is not None:
+            return str(row[0])
+    except AnalysisException:
+        pass  # no marker yet: this checkpoint is new
+    identity = uuid.uuid4().hex
+    spark.createDataFrame([(identity,)], "value string").coalesce(1).write.mode("overwrite").text(
+        marker
+    )
+    return identity
 
 
 def _ingest_users(ctx: RunContext, key: bytes) -> int:
-    source_dir = os.path.join(ctx.settings.storage.landing, "users")
-    if not os.path.isdir(source_dir) and "://" not in source_dir:
+    folder = landing_path(ctx, ctx.settings.ingest.users_path)
+    if "://" not in folder and not os.path.isdir(folder):
         return 0
     crm = (
         ctx.spark.read.schema(RAW_USERS_SCHEMA)
         .option("header", "true")
         .option("mode", "PERMISSIVE")
-        .csv(source_dir)
+        .csv(folder)
         .withColumn("_source_file", F.col("_metadata.file_path"))
     )
-    users = crm.transform(to_silver_users(key)).cache()
+    users = crm.transform(to_silver_users(key))
+    suppression = ctx.table("erasure_suppression")
+    if tables.exists(ctx.spark, suppression):
+        users = users.join(
+            tables.read(ctx.spark, suppression).select("user_key"), "user_key", "left_anti"
+        )
+    users = users.cache()
     tables.merge_upsert(ctx.spark, users, ctx.table("silver_users"), ["user_key"])
     n = users.count()
     users.unpersist()

@@ -25,7 +25,7 @@ from userprofile.models import (
     with_class_weight,
 )
 from userprofile.steps.common import RunContext, StepReport, Stopwatch
-from userprofile.steps.features import compute_features
+from userprofile.steps.features import compute_features, stitched_events
 
 METRICS_COLUMNS = (
     "run_id string, snapshot_date date, model string, metric string, value double, "
@@ -80,7 +80,7 @@ def run_train(ctx: RunContext, as_of: dt.date) -> StepReport:
 
 
 def _labelled_snapshot(ctx: RunContext, train_date: dt.date) -> DataFrame:
-    labels = purchase_labels(train_date, ctx.settings.model.label_days)(ctx.read("silver_events"))
+    labels = purchase_labels(train_date, ctx.settings.model.label_days)(stitched_events(ctx))
     return compute_features(ctx, train_date).transform(with_labels(labels))
 
 
