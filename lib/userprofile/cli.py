@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from userprofile.steps.common import RunContext, StepReport
 
 DEFAULT_CONF = "conf/local.yaml"
-STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline")
+STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline", "erase")
 NEEDS_AS_OF = ("features", "train", "profile", "pipeline")
 
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "fit KMeans segmentation and purchase-propensity models",
         "profile": "score the snapshot and write its user_profile partition",
         "pipeline": "ingest, features, train and profile for the snapshot date",
+        "erase": "delete users from every layer and keep them out of later ingests",
     }
     for name in STEPS:
         sub = steps.add_parser(name, parents=[common], help=helps[name], description=helps[name])
@@ -70,7 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="do nothing if the landing folder already has events",
             )
+        if name == "erase":
+            _add_erase_arguments(sub)
     return parser
+
+
+def _add_erase_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--user-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="raw user id to erase (repeatable)",
+    )
+    sub.add_argument(
+        "--ids-file",
+        type=argparse.FileType("r", encoding="utf-8"),
+        metavar="PATH",
+        help="file with one raw user id per line",
+    )
+    sub.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="also delete old data files (ends time travel to before the erasure)",
+    )
+    sub.add_argument(
+        "--vacuum-hours",
+        type=int,
+        default=168,
+        metavar="N",
+        help="with --vacuum: keep files newer than N hours (default 168; 0 = all)",
+    )
+
+
+def _erase_request(args: argparse.Namespace) -> tuple[list[str], int | None]:
+    ids = list(args.user_id)
+    if args.ids_file is not None:
+        ids += [line.strip() for line in args.ids_file if line.strip()]
+    return ids, (args.vacuum_hours if args.vacuum else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 2)
     as_of: dt.date = args.as_of or dt.datetime.now(dt.timezone.utc).date()
     try:
-        return _run(args.step, settings, as_of, getattr(args, "skip_existing", False))
+        return _run(args, settings, as_of)
     except ConfigError as exc:
         return _fail(str(exc), 2, args.verbose)
     except UserProfileError as exc:
@@ -97,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{type(exc).__name__}: {first_line}", 1, args.verbose)
 
 
-def _run(step: str, settings: Settings, as_of: dt.date, skip_existing: bool) -> int:
+def _run(args: argparse.Namespace, settings: Settings, as_of: dt.date) -> int:
     from pyspark.sql import SparkSession
 
     from userprofile.session import get_spark
@@ -107,17 +145,16 @@ def _run(step: str, settings: Settings, as_of: dt.date, skip_existing: bool) -> 
     spark = get_spark(settings)
     try:
         ctx = RunContext(spark, settings)
-        reports = _step_runner(step, skip_existing)(ctx, as_of)
-        print_summary(ctx, step, as_of, reports)
+        reports = _step_runner(args)(ctx, as_of)
+        print_summary(ctx, args.step, as_of, reports)
     finally:
         if not reuse:  # never stop a session we were handed (Databricks, notebooks)
             spark.stop()
     return 0
 
 
-def _step_runner(
-    step: str, skip_existing: bool
-) -> Callable[[RunContext, dt.date], list[StepReport]]:
+def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], list[StepReport]]:
+    from userprofile.steps.erase import run_erase
     from userprofile.steps.features import run_features
     from userprofile.steps.generate import run_generate
     from userprofile.steps.ingest import run_ingest
@@ -126,14 +163,15 @@ def _step_runner(
     from userprofile.steps.train import run_train
 
     runners: dict[str, Callable[[RunContext, dt.date], list[StepReport]]] = {
-        "generate": lambda ctx, _: [run_generate(ctx, skip_existing)],
+        "generate": lambda ctx, _: [run_generate(ctx, args.skip_existing)],
         "ingest": lambda ctx, _: [run_ingest(ctx)],
         "features": lambda ctx, d: [run_features(ctx, d)],
         "train": lambda ctx, d: [run_train(ctx, d)],
         "profile": lambda ctx, d: [run_profile(ctx, d)],
         "pipeline": run_pipeline,
+        "erase": lambda ctx, _: [run_erase(ctx, *_erase_request(args))],
     }
-    return runners[step]
+    return runners[args.step]
 
 
 def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[StepReport]) -> None:

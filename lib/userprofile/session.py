@@ -74,6 +74,8 @@ def local_spark_conf(settings: Settings) -> dict[str, str]:
         # Delta's log replay defaults to 50 partitions, far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.adaptive.enabled": "true",
+        # File listing (VACUUM, partition discovery) defaults to 10,000 parallel tasks.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
         "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp/userprofile-derby",
     }
     conf.update(settings.spark.conf)

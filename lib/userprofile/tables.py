@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from userprofile.config import Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 _CATALOG_NAME = re.compile(r"^[A-Za-z_][\w`-]*(\.[A-Za-z_][\w`-]*){1,2}$")
 
@@ -141,3 +141,18 @@ def _save(writer, table: TableRef) -> None:  # type: ignore[no-untyped-def]
         writer.saveAsTable(table.name)
     else:
         writer.save(table.path)
+
+
+def delete_where(spark: SparkSession, table: TableRef, condition: Column) -> int:
+    """Delete the matching rows; return how many were deleted (from the commit's metrics)."""
+    target = _delta_table(spark, table)
+    target.delete(condition)
+    last = target.history(1).select("operation", "operationMetrics").first()
+    if last is None or last["operation"] != "DELETE":
+        return 0  # nothing matched: Delta wrote no commit
+    return int((last["operationMetrics"] or {}).get("numDeletedRows", 0))
+
+
+def vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
+    """Remove data files no longer referenced and older than the retention."""
+    _delta_table(spark, table).vacuum(float(retention_hours))

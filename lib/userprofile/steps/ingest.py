@@ -19,9 +19,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.errors import AnalysisException
 
 from userprofile import tables
 from userprofile.config import EventSource, pseudonym_key
@@ -180,11 +180,12 @@ def _without_erased_users(
     ref = ctx.table("erasure_suppression")
     if not tables.exists(ctx.spark, ref):
         return classified, False
-    erased = tables.read(ctx.spark, ref).select(F.col("user_key").alias("_erased_key"))
-    keyed = classified.withColumn("_user_key", hmac_sha256_hex(key, F.col("user_id")))
-    kept = keyed.join(
-        F.broadcast(erased), keyed["_user_key"] == erased["_erased_key"], "left_anti"
-    ).drop("_user_key")
+    erased = F.broadcast(tables.read(ctx.spark, ref).select(F.col("key").alias("_erased")))
+    kept = classified
+    # Both the user id and the anonymous id of an erased user are suppressed.
+    for raw_id in ("user_id", "anonymous_id"):
+        hashed = kept.withColumn("_key", hmac_sha256_hex(key, F.col(raw_id)))
+        kept = hashed.join(erased, hashed["_key"] == erased["_erased"], "left_anti").drop("_key")
     return kept, True
 
 
@@ -218,9 +219,8 @@ def _ingest_users(ctx: RunContext, key: bytes) -> int:
     users = crm.transform(to_silver_users(key))
     suppression = ctx.table("erasure_suppression")
     if tables.exists(ctx.spark, suppression):
-        users = users.join(
-            tables.read(ctx.spark, suppression).select("user_key"), "user_key", "left_anti"
-        )
+        erased = tables.read(ctx.spark, suppression).select(F.col("key").alias("user_key"))
+        users = users.join(erased, "user_key", "left_anti")
     users = users.cache()
     tables.merge_upsert(ctx.spark, users, ctx.table("silver_users"), ["user_key"])
     n = users.count()
