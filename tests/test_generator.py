@@ -11,11 +11,11 @@ from pyspark.sql import functions as F
 from userprofile.config import GeneratorConfig
 from userprofile.generator import (
     DIRT_KINDS,
+    EVENT_LOG_SCHEMA,
     generate_events,
     generate_users,
     true_purchase_probability,
 )
-from userprofile.ingest import RAW_EVENT_SCHEMA
 
 
 def fingerprint(lines: DataFrame) -> tuple[int, int]:
@@ -63,7 +63,7 @@ def test_planted_purchase_probability_matches_the_logs(spark: SparkSession) -> N
     users = generate_users(spark, cfg)
     events = (
         generate_events(users, cfg)
-        .select(F.from_json("value", RAW_EVENT_SCHEMA).alias("e"))
+        .select(F.from_json("value", EVENT_LOG_SCHEMA).alias("e"))
         .select("e.*")
     )
     window = (F.to_date("event_ts") >= F.lit(as_of)) & (
@@ -99,7 +99,9 @@ def test_dirt_late_data_and_personal_fields(spark: SparkSession) -> None:
         "landing_date",
         "value",
         F.from_json(
-            "value", RAW_EVENT_SCHEMA, {"columnNameOfCorruptRecord": "_corrupt_record"}
+            "value",
+            f"{EVENT_LOG_SCHEMA}, _corrupt_record string",
+            {"columnNameOfCorruptRecord": "_corrupt_record"},
         ).alias("e"),
     )
     total = lines.count()

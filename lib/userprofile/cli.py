@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from userprofile.steps.common import RunContext, StepReport
 
 DEFAULT_CONF = "conf/local.yaml"
-STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline", "erase")
+STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline", "erase", "bench")
 NEEDS_AS_OF = ("features", "train", "profile", "pipeline")
 
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "profile": "score the snapshot and write its user_profile partition",
         "pipeline": "ingest, features, train and profile for the snapshot date",
         "erase": "delete users from every layer and keep them out of later ingests",
+        "bench": "time steps on generated data of chosen sizes and print the figures",
     }
     for name in STEPS:
         sub = steps.add_parser(name, parents=[common], help=helps[name], description=helps[name])
@@ -73,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "erase":
             _add_erase_arguments(sub)
+        if name == "bench":
+            sub.add_argument(
+                "--sizes",
+                default="1M,10M",
+                metavar="LIST",
+                help="comma-separated event counts, e.g. 250k,1M,10M (default 1M,10M)",
+            )
+            sub.add_argument(
+                "--out",
+                default="data/bench",
+                metavar="DIR",
+                help="cache of generated data, scratch tables and results.json",
+            )
     return parser
 
 
@@ -170,8 +184,27 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
         "profile": lambda ctx, d: [run_profile(ctx, d)],
         "pipeline": run_pipeline,
         "erase": lambda ctx, _: [run_erase(ctx, *_erase_request(args))],
+        "bench": lambda ctx, _: [_bench(ctx, args)],
     }
     return runners[args.step]
+
+
+def _bench(ctx: RunContext, args: argparse.Namespace) -> StepReport:
+    from pathlib import Path
+
+    from userprofile.bench import parse_size, print_table, run_bench, write_json
+    from userprofile.steps.common import StepReport
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    try:
+        [parse_size(s) for s in sizes]
+    except ValueError as exc:
+        raise ConfigError(f"--sizes: {exc}") from None
+    rows = run_bench(ctx.spark, ctx.settings, sizes, Path(args.out))
+    print_table(rows)
+    results = Path(args.out) / "results.json"
+    write_json(rows, results)
+    return StepReport("bench", {"results": str(results)})
 
 
 def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[StepReport]) -> None:
