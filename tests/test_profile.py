@@ -14,6 +14,7 @@ from userprofile.contract import (
     data_dictionary_markdown,
 )
 from userprofile.errors import MissingColumnError
+from userprofile.ingest import REJECT_REASONS
 from userprofile.profile import lifecycle_stage, tags, with_deciles
 
 
@@ -88,3 +89,11 @@ def test_readme_data_dictionary_matches_the_contract() -> None:
     start = readme.index("<!-- data-dictionary:start -->") + len("<!-- data-dictionary:start -->")
     end = readme.index("<!-- data-dictionary:end -->")
     assert readme[start:end].strip() == data_dictionary_markdown()
+
+
+def test_readme_lists_every_quarantine_reason() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- reject-reasons:start -->")
+    end = readme.index("<!-- reject-reasons:end -->")
+    table = readme[start:end]
+    assert all(f"| `{code}` | {reason} |" in table for code, reason in REJECT_REASONS.items())

@@ -122,7 +122,10 @@ def _ingest_source(
             ["ingest_date"],
             txn=txn,
         )
-        silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes))
+        # Cached: merged into silver and read again for the identity map.
+        silver = accepted.transform(
+            to_silver_events(key, settings.ingest.session_gap_minutes)
+        ).cache()
         tables.merge_insert_new(
             ctx.spark,
             silver,
@@ -152,6 +155,7 @@ def _ingest_source(
             INGEST_LOG_SCHEMA,
         )
         tables.append(log, ctx.table("ingest_log"), txn=txn)
+        silver.unpersist()
         all_rows.unpersist()
         counts.accepted += batch_counts.pop(None, 0)
         counts.rejected.update({str(code): n for code, n in batch_counts.items()})
