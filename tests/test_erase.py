@@ -43,6 +43,13 @@ def landing_lines() -> list[str]:
         event(event_id="u1-bad", user_id="U1", quantity=0),  # quarantined, mentions U1
         event(event_id="u2", user_id="U2", anonymous_id="anon-u2"),
         event(event_id="u10", user_id="U10", anonymous_id="anon-u10"),  # not U1
+        # Someone else later logs in on U1's device: their rows are theirs.
+        event(
+            event_id="u3-shared",
+            user_id="U3",
+            anonymous_id="anon-u1",
+            event_ts="2026-01-06T10:00:00Z",
+        ),
         CASES["MALFORMED_RECORD"],
     ]
 
@@ -57,15 +64,21 @@ def write_gold(spark: SparkSession, ctx: RunContext) -> None:
 
 def rows_of_u1(spark: SparkSession, ctx: RunContext) -> dict[str, int]:
     u1, anon = pseudonymous_key(KEY, "U1"), pseudonymous_key(KEY, "anon-u1")
+    u3 = pseudonymous_key(KEY, "U3")
     found = {}
     for table in LAYERS:
         frame = tables.read(spark, ctx.table(table))
         text = F.concat_ws("|", *[F.col(c).cast("string") for c in frame.columns])
-        found[table] = frame.where(
-            text.contains(u1)
-            | text.contains(anon)
-            | text.rlike(r'(^|\|)(U1|anon-u1)(\||$)|"U1"|"anon-u1"')
-        ).count()
+        u3_rows = text.contains(u3) | text.rlike(r'(^|\|)U3(\||$)|"U3"')
+        found[table] = (
+            frame.where(~u3_rows)
+            .where(
+                text.contains(u1)
+                | text.contains(anon)
+                | text.rlike(r'(^|\|)(U1|anon-u1)(\||$)|"U1"|"anon-u1"')
+            )
+            .count()
+        )
     return found
 
 
@@ -89,7 +102,7 @@ def test_erase_everywhere_and_keep_out(spark: SparkSession, make_settings: Setti
 
     # Others are untouched, including U10, whose id contains "U1".
     bronze_ids = {r.event_id for r in tables.read(spark, ctx.table("bronze_events")).collect()}
-    assert bronze_ids == {"u2", "u10"}
+    assert bronze_ids == {"u2", "u10", "u3-shared"}
     assert tables.read(spark, ctx.table("user_profile")).count() == 2
 
     # Vacuumed: no data file left under bronze holds U1, not even for time travel.
@@ -110,3 +123,5 @@ def test_erase_everywhere_and_keep_out(spark: SparkSession, make_settings: Setti
     assert rows_of_u1(spark, ctx)["silver_events"] == 0
     assert rows_of_u1(spark, ctx)["bronze_events"] == 0
     assert rows_of_u1(spark, ctx)["bronze_quarantine"] == 0
+    silver_ids = {r.event_id for r in tables.read(spark, ctx.table("silver_events")).collect()}
+    assert {"u2", "u10", "u3-shared"} <= silver_ids

@@ -30,6 +30,8 @@ def events(spark: SparkSession) -> DataFrame:
         ("A", "s2", "2026-02-27 23:30:00", "search", "books", None, None, "mobile"),
         ("A", "s3", "2026-01-15 12:00:00", "product_view", "fashion", 50.0, None, "desktop"),
         ("A", "s3", "2026-01-15 12:05:00", "purchase", "fashion", 50.0, 1, "desktop"),
+        # Returned the same day: revenue is net of it.
+        ("A", "s3", "2026-01-15 18:00:00", "cancel", "fashion", 50.0, 1, "desktop"),
         # On the snapshot date itself: after the cutoff, must not count.
         ("A", "s4", "2026-03-01 08:00:00", "purchase", "toys", 99.0, 1, "desktop"),
         # Anonymous (not stitched yet): ignored by per-user features.
@@ -67,11 +69,12 @@ def test_population_is_known_users_before_the_snapshot(
 
 def test_windowed_counts_exclude_the_snapshot_day(features: dict[str, dict[str, object]]) -> None:
     a = features["A"]
-    assert (a["events_7d"], a["events_30d"], a["events_90d"], a["events_total"]) == (5, 5, 7, 7)
+    assert (a["events_7d"], a["events_30d"], a["events_90d"], a["events_total"]) == (5, 5, 8, 8)
     assert (a["sessions_7d"], a["sessions_90d"]) == (2, 3)
     assert (a["active_days_7d"], a["active_days_90d"]) == (1, 2)
     assert (a["orders_30d"], a["orders_90d"], a["orders_total"]) == (1, 2, 2)
-    assert (a["revenue_30d"], a["revenue_total"]) == (20.0, 70.0)
+    assert (a["revenue_30d"], a["revenue_total"]) == (20.0, 20.0)
+    assert (a["cancels_30d"], a["cancels_90d"]) == (0, 1)
     assert (a["product_views_90d"], a["searches_7d"], a["carts_30d"]) == (2, 1, 1)
 
 
@@ -85,7 +88,7 @@ def test_recency_tenure_and_ratios(features: dict[str, dict[str, object]]) -> No
     )
     assert a["days_since_purchase_before_30d"] == 45
     assert a["tenure_days"] == 90
-    assert a["avg_order_value"] == 35.0
+    assert a["avg_order_value"] == 10.0
     assert a["view_to_cart_rate_30d"] == 1.0
     assert a["cart_to_purchase_rate_30d"] == 1.0
     assert a["mobile_share"] == pytest.approx(2 / 3)

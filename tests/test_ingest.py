@@ -85,7 +85,7 @@ def test_every_reason_has_a_case() -> None:
 
 def test_each_kind_of_bad_record_gets_its_reason(spark: SparkSession) -> None:
     rows = classified(spark, [*CASES.values(), event()])
-    quarantine = to_quarantine(rows, "events").collect()
+    quarantine = to_quarantine(rows, "events", TEST_KEY.encode()).collect()
     assert {r.raw_record: r.reason_code for r in quarantine} == {v: k for k, v in CASES.items()}
     assert all(r.reason == REJECT_REASONS[r.reason_code] for r in quarantine)
     assert {r._source_file for r in quarantine} == {"file:/landing/x.json"}
@@ -101,6 +101,12 @@ def test_unknown_fields_are_rescued_not_lost(spark: SparkSession) -> None:
     bronze = to_bronze(classified(spark, [line]), "events").first()
     assert bronze is not None
     assert json.loads(bronze._rescued_data) == {"coupon": "WELCOME10", "experiment": '{"arm":"b"}'}
+
+
+def test_blank_ids_are_missing_ids(spark: SparkSession) -> None:
+    lines = [event(event_id="blank", user_id="  ", anonymous_id=""), event(event_id=" ")]
+    reasons = sorted(r.reason_code for r in classified(spark, lines).collect())
+    assert reasons == ["MISSING_EVENT_ID", "MISSING_USER"]
 
 
 def test_anonymous_rows_are_kept_unless_the_source_requires_a_user(spark: SparkSession) -> None:
@@ -152,12 +158,14 @@ def test_anonymous_activity_is_stitched_to_the_login(spark: SparkSession) -> Non
     silver = to_bronze(classified(spark, lines), "events").transform(
         to_silver_events(b"k" * 16, 30)
     )
-    resolved = {
-        r.event_id: r.user_key for r in silver.transform(stitched(new_identities(silver))).collect()
-    }
+    identities = new_identities(silver)
+    resolved = {r.event_id: r.user_key for r in silver.transform(stitched(identities)).collect()}
     assert resolved["before"] == resolved["login"]
     assert resolved["before"] is not None
     assert resolved["stranger"] is None
+    # A snapshot before the login day must not learn the identity from its future.
+    early = silver.transform(stitched(identities, known_before=dt.date(2026, 1, 5)))
+    assert {r.event_id: r.user_key for r in early.collect()}["before"] is None
 
 
 def write_landing(
@@ -170,7 +178,7 @@ def write_landing(
 
 def table_rows(spark: SparkSession, ctx: RunContext, key: str) -> list[tuple[Any, ...]]:
     frame = tables.read(spark, ctx.table(key)).drop("_ingested_at", "ingest_date")
-    return sorted(tuple(r) for r in frame.collect())
+    return sorted((tuple(r) for r in frame.collect()), key=repr)
 
 
 def versions(spark: SparkSession, ctx: RunContext, key: str) -> int:

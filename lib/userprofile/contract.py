@@ -65,10 +65,14 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
     ContractColumn("orders_90d", T.LongType(), "Purchases in the last 90 days."),
     ContractColumn("orders_total", T.LongType(), "Purchases before the snapshot, all time."),
     ContractColumn(
-        "revenue_90d", T.DoubleType(), "Purchase value (price x quantity) in the last 90 days."
+        "revenue_90d",
+        T.DoubleType(),
+        "Purchase value (price x quantity) in the last 90 days, net of cancellations.",
     ),
     ContractColumn(
-        "revenue_total", T.DoubleType(), "Purchase value before the snapshot, all time."
+        "revenue_total",
+        T.DoubleType(),
+        "Purchase value before the snapshot, all time, net of cancellations.",
     ),
     ContractColumn(
         "avg_order_value", T.DoubleType(), "revenue_total / orders_total; null without orders."

@@ -37,6 +37,7 @@ WINDOWED_MEASURES = (
     "searches",
     "carts",
     "orders",
+    "cancels",
     "revenue",
 )
 
@@ -74,8 +75,10 @@ def user_features(
 
 def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
     is_type: Callable[[str], Column] = lambda t: (F.col("event_type") == t).cast("int")  # noqa: E731
-    purchase_value = F.when(
-        F.col("event_type") == "purchase", F.col("price") * F.coalesce("quantity", F.lit(1))
+    line_value = F.col("price") * F.coalesce("quantity", F.lit(1))
+    # Revenue is net of cancellations and returns (order exports carry them as `cancel`).
+    net_value = F.when(F.col("event_type") == "purchase", line_value).when(
+        F.col("event_type") == "cancel", -line_value
     )
     return (
         events.groupBy("user_key", "session_id")
@@ -86,7 +89,8 @@ def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
             F.sum(is_type("search")).alias("searches"),
             F.sum(is_type("add_to_cart")).alias("carts"),
             F.sum(is_type("purchase")).alias("orders"),
-            F.coalesce(F.sum(purchase_value), F.lit(0.0)).alias("revenue"),
+            F.sum(is_type("cancel")).alias("cancels"),
+            F.coalesce(F.sum(net_value), F.lit(0.0)).alias("revenue"),
             F.max((F.col("device") == "mobile").cast("int")).alias("mobile"),
         )
         .withColumn("session_date", F.to_date("session_start"))
@@ -103,6 +107,7 @@ def _user_days(sessions: DataFrame) -> DataFrame:
             "searches",
             "carts",
             "orders",
+            "cancels",
             "revenue",
             "mobile",
             "night",

@@ -13,6 +13,7 @@ The streaming loop, checkpoints and writes live in ``userprofile.steps.ingest``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, Window
@@ -32,6 +33,7 @@ EVENT_TYPES = (
     "cancel",  # an order line cancelled or returned (order exports)
 )
 CORRUPT = "_corrupt_record"
+ID_FIELDS = ("event_id", "user_id", "anonymous_id", "session_id")
 NUMERIC_FIELDS = {"price": T.DoubleType(), "quantity": T.IntegerType()}
 MAX_QUANTITY = 1000
 
@@ -42,7 +44,7 @@ REJECT_REASONS: dict[str, str] = {
     "MISSING_USER": "no user_id (and no anonymous_id where the source allows anonymous rows)",
     "BAD_FIELD_TYPE": "price or quantity is not a number",
     "BAD_TIMESTAMP": "event_ts is missing or does not match the source's timestamp format",
-    "FUTURE_TIMESTAMP": "event_ts is later than the ingestion time plus the tolerance",
+    "FUTURE_TIMESTAMP": "event_ts is later than the file's modification time plus the tolerance",
     "UNKNOWN_EVENT_TYPE": f"event_type (after mapping) is not one of {', '.join(EVENT_TYPES)}",
     "NEGATIVE_PRICE": "price is negative",
     "ABSURD_PRICE": "price is above ingest.max_price",
@@ -77,11 +79,14 @@ def read_json_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
 
     def transform(lines: DataFrame) -> DataFrame:
         record = F.from_json("value", "map<string,string>")
-        parsed = lines.select(F.col("value").alias("raw_record"), "_source_file", record.alias("m"))
+        parsed = lines.select(
+            F.col("value").alias("raw_record"), "_source_file", "_file_time", record.alias("m")
+        )
         extra = F.map_filter("m", lambda k, _: ~F.array_contains(known, k))
         return parsed.select(
             "raw_record",
             "_source_file",
+            "_file_time",
             F.col("m").isNull().alias("_malformed"),
             *[F.col("m")[theirs].alias(_field(ours)) for ours, theirs in their_key.items()],
             F.when(F.size(extra) > 0, F.to_json(extra)).alias("_rescued_data"),
@@ -112,11 +117,13 @@ def read_csv_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
         parsed = body.select(
             F.col("value").alias("raw_record"),
             "_source_file",
+            "_file_time",
             F.from_csv("value", schema, options).alias("r"),
-        ).select("raw_record", "_source_file", "r.*")
+        ).select("raw_record", "_source_file", "_file_time", "r.*")
         return parsed.select(
             "raw_record",
             "_source_file",
+            "_file_time",
             F.col(CORRUPT).isNotNull().alias("_malformed"),
             *[expr.alias(_field(ours)) for ours, expr in expressions.items()],
             F.lit(None).cast("string").alias("_rescued_data"),
@@ -148,7 +155,8 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
                     *[F.lit(x) for kv in source.values[name].items() for x in kv]
                 )
                 raw = F.coalesce(mapping[raw], raw)
-            columns[name] = raw
+            # An empty or blank id is no id: it must not merge strangers into one key.
+            columns[name] = F.nullif(F.trim(raw), F.lit("")) if name in ID_FIELDS else raw
         for name, data_type in NUMERIC_FIELDS.items():
             # Through double so "2.0" is a valid quantity; try_cast: bad text is null, not an error.
             columns[name] = F.expr(
@@ -163,6 +171,7 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
         return records.select(
             "raw_record",
             "_source_file",
+            "_file_time",
             "_malformed",
             "_rescued_data",
             *[c.alias(n) for n, c in columns.items() if n != "event_ts"],
@@ -189,7 +198,8 @@ def with_reject_reason(
     """Add ``reason_code``: the first failed check, or null for a valid event."""
 
     def transform(events: DataFrame) -> DataFrame:
-        horizon = F.current_timestamp() + F.make_interval(hours=F.lit(future_tolerance_hours))
+        # Relative to the file's time, not the clock: a replayed batch classifies the same way.
+        horizon = F.col("_file_time") + F.make_interval(hours=F.lit(future_tolerance_hours))
         no_user = F.col("user_id").isNull() & (
             F.lit(source.require_user_id) | F.col("anonymous_id").isNull()
         )
@@ -228,6 +238,8 @@ def classify(
     read = read_csv_records(source) if source.format == "csv" else read_json_records(source)
 
     def transform(lines: DataFrame) -> DataFrame:
+        if "_file_time" not in lines.columns:
+            lines = lines.withColumn("_file_time", F.current_timestamp())
         return (
             lines.transform(read)
             .transform(typed_events(source))
@@ -253,11 +265,17 @@ def to_bronze(classified: DataFrame, source_name: str) -> DataFrame:
     )
 
 
-def to_quarantine(classified: DataFrame, source_name: str) -> DataFrame:
-    """Rejected records: raw text, source file, a code and a reason a person can act on."""
+def to_quarantine(classified: DataFrame, source_name: str, key: bytes) -> DataFrame:
+    """Rejected records: raw text, source file, a code and a reason a person can act on.
+
+    The pseudonymous keys of the ids that could be read are kept so that an
+    erasure request can find the user's rejected records too.
+    """
     reasons = F.create_map(*[F.lit(x) for pair in REJECT_REASONS.items() for x in pair])
     return classified.where(F.col("reason_code").isNotNull()).select(
         F.lit(source_name).alias("source"),
+        hmac_sha256_hex(key, F.col("user_id")).alias("user_key"),
+        hmac_sha256_hex(key, F.col("anonymous_id")).alias("anonymous_key"),
         "raw_record",
         "_source_file",
         "reason_code",
@@ -271,7 +289,7 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
     """Pseudonymise ids, drop personal data, one row per event_id, sessions where missing."""
 
     def transform(bronze: DataFrame) -> DataFrame:
-        silver = bronze.dropDuplicates(["event_id"]).select(
+        silver = bronze.dropDuplicates(["source", "event_id"]).select(
             "event_id",
             "event_ts",
             "event_date",
@@ -331,15 +349,22 @@ def new_identities(silver_events: DataFrame) -> DataFrame:
     )
 
 
-def stitched(identities: DataFrame) -> Callable[[DataFrame], DataFrame]:
+def stitched(
+    identities: DataFrame, known_before: dt.date | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """Events with ``user_key`` filled from the identity map where only the anonymous key is known.
 
     Applied when silver is read (not by rewriting silver), so a late login costs
-    one join at read time rather than an UPDATE over all history.
+    one join at read time rather than an UPDATE over all history. With
+    ``known_before``, only logins seen before that date count, so a snapshot
+    does not learn identities from its future.
     """
 
     def transform(events: DataFrame) -> DataFrame:
-        known = identities.select("anonymous_key", F.col("user_key").alias("_stitched_key"))
+        usable = identities
+        if known_before is not None:
+            usable = identities.where(F.col("first_seen") < F.lit(known_before))
+        known = usable.select("anonymous_key", F.col("user_key").alias("_stitched_key"))
         return (
             events.join(known, "anonymous_key", "left")
             .withColumn("user_key", F.coalesce("user_key", "_stitched_key"))

@@ -144,15 +144,31 @@ def _save(writer, table: TableRef) -> None:  # type: ignore[no-untyped-def]
 
 
 def delete_where(spark: SparkSession, table: TableRef, condition: Column) -> int:
-    """Delete the matching rows; return how many were deleted (from the commit's metrics)."""
+    """Delete the matching rows; return how many were deleted (from this commit's metrics)."""
     target = _delta_table(spark, table)
+    before = _version(target)
     target.delete(condition)
-    last = target.history(1).select("operation", "operationMetrics").first()
-    if last is None or last["operation"] != "DELETE":
+    if _version(target) == before:
         return 0  # nothing matched: Delta wrote no commit
-    return int((last["operationMetrics"] or {}).get("numDeletedRows", 0))
+    last = target.history(1).select("operationMetrics").first()
+    metrics = (last["operationMetrics"] if last is not None else None) or {}
+    return int(metrics.get("numDeletedRows", 0))
+
+
+def _version(target) -> int:  # type: ignore[no-untyped-def]
+    row = target.history(1).select("version").first()
+    return int(row["version"]) if row is not None else -1
 
 
 def vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
     """Remove data files no longer referenced and older than the retention."""
     _delta_table(spark, table).vacuum(float(retention_hours))
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder exists, on any Hadoop-compatible file system."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(file_system.exists(hadoop_path))

@@ -50,8 +50,9 @@ def run_erase(ctx: RunContext, user_ids: list[str], vacuum_hours: int | None = N
     user_keys = [pseudonymous_key(key, u) for u in ids]
     anonymous_keys = _linked_anonymous_keys(ctx, user_keys)
     request_id = uuid.uuid4().hex
-    deleted = _delete_everywhere(ctx, key, ids, user_keys, anonymous_keys)
+    # Suppress first: a concurrent ingest or a crash after the deletes cannot restore them.
     _suppress(ctx, request_id, user_keys, anonymous_keys)
+    deleted = _delete_everywhere(ctx, key, ids, user_keys, anonymous_keys)
     if vacuum_hours is not None:
         _vacuum(ctx, vacuum_hours)
     audit = ctx.spark.createDataFrame(
@@ -84,12 +85,22 @@ def _delete_everywhere(
     ctx: RunContext, key: bytes, ids: list[str], user_keys: list[str], anonymous_keys: list[str]
 ) -> dict[str, int]:
     by_key = F.col("user_key").isin(user_keys)
-    by_any_key = by_key | F.col("anonymous_key").isin(anonymous_keys or [""])
-    raw_anonymous = hmac_sha256_hex(key, F.col("anonymous_id")).isin(anonymous_keys or [""])
+    # An anonymous id counts as the user's only on rows without a user: a shared device
+    # that someone else logged in from keeps that person's rows.
+    anonymous_only = F.col("user_key").isNull() & F.col("anonymous_key").isin(
+        anonymous_keys or [""]
+    )
+    raw_anonymous_only = F.col("user_id").isNull() & hmac_sha256_hex(
+        key, F.col("anonymous_id")
+    ).isin(anonymous_keys or [""])
+    unreadable = F.col("user_key").isNull() & F.col("anonymous_key").isNull()
     conditions: dict[str, Column] = {
-        "bronze_events": F.col("user_id").isin(ids) | raw_anonymous,
-        "bronze_quarantine": _mentions_any(F.col("raw_record"), ids),
-        "silver_events": by_any_key,
+        "bronze_events": F.col("user_id").isin(ids) | raw_anonymous_only,
+        # Malformed lines have no readable ids: match the raw text as a last resort.
+        "bronze_quarantine": by_key
+        | anonymous_only
+        | (unreadable & _mentions_any(F.col("raw_record"), ids)),
+        "silver_events": by_key | anonymous_only,
         "silver_users": by_key,
         "silver_identities": by_key,
         "user_features": by_key,

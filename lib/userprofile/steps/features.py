@@ -12,20 +12,20 @@ from userprofile.ingest import stitched
 from userprofile.steps.common import RunContext, StepReport, Stopwatch
 
 
-def stitched_events(ctx: RunContext) -> DataFrame:
-    """Silver events with anonymous activity attributed to the user who later logged in."""
+def stitched_events(ctx: RunContext, known_before: dt.date) -> DataFrame:
+    """Silver events with anonymous activity attributed to users who logged in before a date."""
     events = ctx.read("silver_events")
     identities = ctx.table("silver_identities")
     if not tables.exists(ctx.spark, identities):
         return events
-    return events.transform(stitched(tables.read(ctx.spark, identities)))
+    return events.transform(stitched(tables.read(ctx.spark, identities), known_before))
 
 
 def compute_features(ctx: RunContext, as_of: dt.date) -> DataFrame:
     """Features as of ``as_of`` from silver, without writing them."""
     cfg = ctx.settings.features
     build = user_features(as_of, cfg.windows_days, cfg.night_hours)
-    return build(stitched_events(ctx), ctx.read("silver_users"))
+    return build(stitched_events(ctx, as_of), ctx.read("silver_users"))
 
 
 def run_features(ctx: RunContext, as_of: dt.date) -> StepReport:

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -95,7 +94,7 @@ def _ingest_source(
 ) -> None:
     settings = ctx.settings
     folder = landing_path(ctx, source.path)
-    if "://" not in folder and not os.path.isdir(folder):
+    if not tables.path_exists(ctx.spark, folder):
         return
     checkpoint = os.path.join(settings.storage.checkpoints, "ingest", name)
     app_id = f"userprofile-ingest:{name}:{checkpoint_identity(ctx.spark, checkpoint)}"
@@ -103,8 +102,14 @@ def _ingest_source(
         ctx.spark.readStream.format("text")
         .option("maxFilesPerTrigger", settings.ingest.max_files_per_batch)
         .option("recursiveFileLookup", "true")
+        # Spark ignores files older than a week (by mtime) after the first batch unless told.
+        .option("maxFileAge", "36500d")
         .load(folder)
-        .select("value", F.col("_metadata.file_path").alias("_source_file"))
+        .select(
+            "value",
+            F.col("_metadata.file_path").alias("_source_file"),
+            F.col("_metadata.file_modification_time").alias("_file_time"),
+        )
     )
     classify_lines = classify(
         source, settings.ingest.future_tolerance_hours, settings.ingest.max_price
@@ -117,7 +122,7 @@ def _ingest_source(
         txn = (app_id, batch_id)
         tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn)
         tables.append(
-            to_quarantine(classified, name),
+            to_quarantine(classified, name, key),
             ctx.table("bronze_quarantine"),
             ["ingest_date"],
             txn=txn,
@@ -130,7 +135,7 @@ def _ingest_source(
             ctx.spark,
             silver,
             ctx.table("silver_events"),
-            ["event_date", "event_id"],
+            ["event_date", "source", "event_id"],
             ["event_date"],
         )
         tables.merge_insert_new(
@@ -184,11 +189,16 @@ def _without_erased_users(
     ref = ctx.table("erasure_suppression")
     if not tables.exists(ctx.spark, ref):
         return classified, False
-    erased = F.broadcast(tables.read(ctx.spark, ref).select(F.col("key").alias("_erased")))
+    suppressed = tables.read(ctx.spark, ref)
     kept = classified
-    # Both the user id and the anonymous id of an erased user are suppressed.
-    for raw_id in ("user_id", "anonymous_id"):
+    # An erased user's id always; their anonymous ids only on rows without a user id.
+    for raw_id, kind in (("user_id", "user"), ("anonymous_id", "anonymous")):
+        erased = F.broadcast(
+            suppressed.where(F.col("kind") == kind).select(F.col("key").alias("_erased"))
+        )
         hashed = kept.withColumn("_key", hmac_sha256_hex(key, F.col(raw_id)))
+        if kind == "anonymous":
+            hashed = hashed.withColumn("_key", F.when(F.col("user_id").isNull(), F.col("_key")))
         kept = hashed.join(erased, hashed["_key"] == erased["_erased"], "left_anti").drop("_key")
     return kept, True
 
@@ -196,12 +206,10 @@ def _without_erased_users(
 def checkpoint_identity(spark: SparkSession, checkpoint: str) -> str:
     """A random id kept inside the checkpoint: new checkpoint, new id (any file system)."""
     marker = checkpoint.rstrip("/") + "/_userprofile_id"
-    try:
+    if tables.path_exists(spark, marker):
         row = spark.read.text(marker).first()
         if row is not None:
             return str(row[0])
-    except AnalysisException:
-        pass  # no marker yet: this checkpoint is new
     identity = uuid.uuid4().hex
     spark.createDataFrame([(identity,)], "value string").coalesce(1).write.mode("overwrite").text(
         marker
@@ -211,7 +219,7 @@ def checkpoint_identity(spark: SparkSession, checkpoint: str) -> str:
 
 def _ingest_users(ctx: RunContext, key: bytes) -> int:
     folder = landing_path(ctx, ctx.settings.ingest.users_path)
-    if "://" not in folder and not os.path.isdir(folder):
+    if not tables.path_exists(ctx.spark, folder):
         return 0
     crm = (
         ctx.spark.read.schema(RAW_USERS_SCHEMA)

@@ -80,7 +80,9 @@ def run_train(ctx: RunContext, as_of: dt.date) -> StepReport:
 
 
 def _labelled_snapshot(ctx: RunContext, train_date: dt.date) -> DataFrame:
-    labels = purchase_labels(train_date, ctx.settings.model.label_days)(stitched_events(ctx))
+    label_days = ctx.settings.model.label_days
+    label_end = train_date + dt.timedelta(days=label_days)
+    labels = purchase_labels(train_date, label_days)(stitched_events(ctx, label_end))
     return compute_features(ctx, train_date).transform(with_labels(labels))
 
 
