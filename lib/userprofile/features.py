@@ -99,20 +99,9 @@ def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
 
 
 def _user_days(sessions: DataFrame) -> DataFrame:
-    sums = [
-        F.sum(c).alias(c)
-        for c in (
-            "events",
-            "product_views",
-            "searches",
-            "carts",
-            "orders",
-            "cancels",
-            "revenue",
-            "mobile",
-            "night",
-        )
-    ]
+    # Sessions and active days are counted here; the other measures are summed up.
+    summed = [m for m in WINDOWED_MEASURES if m not in ("sessions", "active_days")]
+    sums = [F.sum(c).alias(c) for c in (*summed, "mobile", "night")]
     return (
         sessions.groupBy("user_key", "session_date")
         .agg(F.count(F.lit(1)).alias("sessions"), *sums)
