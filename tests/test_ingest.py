@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,15 @@ def test_quarantine_keeps_the_raw_line_and_file(
     )
     assert row._source_file.endswith("landing_date=2026-01-05/q.json")
     assert tables.read(spark, ctx.table("bronze_events")).where(F.lit(True)).count() == 0
+
+
+def test_gzip_files_are_read(spark: SparkSession, make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    folder = Path(settings.storage.landing) / "events" / "landing_date=2026-01-05"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "part-0.json.gz", "wt") as packed:
+        packed.write("\n".join(event(event_id=f"gz{i}") for i in range(3)) + "\n")
+    ctx = RunContext(spark, settings)
+    assert run_ingest(ctx).rows["events accepted"] == 3
+    silver = tables.read(spark, ctx.table("silver_events"))
+    assert sorted(r.event_id for r in silver.collect()) == ["gz0", "gz1", "gz2"]
