@@ -240,11 +240,14 @@ def classify(
     def transform(lines: DataFrame) -> DataFrame:
         if "_file_time" not in lines.columns:
             lines = lines.withColumn("_file_time", F.current_timestamp())
-        return (
+        classified = (
             lines.transform(read)
             .transform(typed_events(source))
             .transform(with_reject_reason(source, future_tolerance_hours, max_price))
         )
+        # The raw text is kept for rejected rows only: valid rows are in bronze, typed.
+        rejected = F.col("reason_code").isNotNull()
+        return classified.withColumn("raw_record", F.when(rejected, F.col("raw_record")))
 
     return transform
 
@@ -289,7 +292,9 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
     """Pseudonymise ids, drop personal data, one row per event_id, sessions where missing."""
 
     def transform(bronze: DataFrame) -> DataFrame:
-        silver = bronze.dropDuplicates(["source", "event_id"]).select(
+        # Sessionise first: its window reads the batch's rows, not a second dedup shuffle.
+        sessionised = bronze.transform(with_sessions(session_gap_minutes))
+        return sessionised.dropDuplicates(["source", "event_id"]).select(
             "event_id",
             "event_ts",
             "event_date",
@@ -305,7 +310,6 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
             "channel",
             "source",
         )
-        return silver.transform(with_sessions(session_gap_minutes))
 
     return transform
 
@@ -318,21 +322,19 @@ def with_sessions(gap_minutes: int) -> Callable[[DataFrame], DataFrame]:
     """
 
     def transform(events: DataFrame) -> DataFrame:
-        who = F.coalesce("user_key", "anonymous_key")
+        who = F.coalesce("user_id", "anonymous_id")
         missing = events.where(F.col("session_id").isNull())
         order = Window.partitionBy(who).orderBy("event_ts", "event_id")
         previous = F.lag("event_ts").over(order)
         gap = F.make_interval(mins=F.lit(gap_minutes))
         opens_session = previous.isNull() | (F.col("event_ts") > previous + gap)
-        session_start = F.last("_opens", ignorenulls=True).over(
+        first_event = F.last("_opens", ignorenulls=True).over(
             order.rowsBetween(Window.unboundedPreceding, 0)
         )
-        session = F.concat(
-            F.lit("s-"),
-            F.substring(F.sha2(F.concat_ws("|", who, session_start.cast("string")), 256), 1, 24),
-        )
+        # Named after the session's first event id: nothing personal goes into it.
+        session = F.concat(F.lit("s-"), F.substring(F.sha2(first_event, 256), 1, 24))
         sessionised = (
-            missing.withColumn("_opens", F.when(opens_session, F.col("event_ts")))
+            missing.withColumn("_opens", F.when(opens_session, F.col("event_id")))
             .withColumn("session_id", session)
             .drop("_opens")
         )
