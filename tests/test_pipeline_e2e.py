@@ -178,3 +178,15 @@ def _order(column: str):  # type: ignore[no-untyped-def]
     from pyspark.sql import Window
 
     return Window.orderBy(column)
+
+
+def test_training_without_history_is_refused(
+    profile_path: str, conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = ["train", "--conf", str(conf), "--as-of", "2026-01-20"]
+    assert main(train) == 1
+    assert "run `userprofile features --as-of 2026-01-20` first" in capsys.readouterr().err
+    assert main(["features", "--conf", str(conf), "--as-of", "2026-01-20"]) == 0
+    # The training snapshot 30 days before 2026-01-20 precedes every generated event.
+    assert main(train) == 1
+    assert "no events before 2025-12-21" in capsys.readouterr().err

@@ -41,12 +41,23 @@ def run_train(ctx: RunContext, as_of: dt.date) -> StepReport:
     clock = Stopwatch()
     cfg = ctx.settings.model
     snapshot = ctx.read("user_features").where(F.col("snapshot_date") == F.lit(as_of))
+    if snapshot.limit(1).count() == 0:
+        raise MissingInputError(
+            f"user_features has no rows for snapshot {as_of}: "
+            f"run `userprofile features --as-of {as_of}` first"
+        )
     segmentation = segmentation_pipeline(cfg).fit(snapshot)
     segmentation.write().overwrite().save(model_path(ctx, "segmentation", ctx.run_id))
 
     train_date = as_of - dt.timedelta(days=cfg.label_days)
     labelled = _labelled_snapshot(ctx, train_date).cache()
     fit_rows, holdout = split_holdout(labelled, cfg.holdout_share, cfg.seed)
+    if labelled.where(F.col("events_total") > 0).limit(1).count() == 0:
+        raise MissingInputError(
+            f"no events before {train_date}: the propensity model trains on the snapshot "
+            f"{cfg.label_days} days before --as-of {as_of} and needs history before it; "
+            "choose a later --as-of"
+        )
     counts = {
         int(r["purchased"]): r["count"] for r in fit_rows.groupBy("purchased").count().collect()
     }
