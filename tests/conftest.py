@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from tests.helpers import REPO, TEST_KEY, write_conf
+from tests.helpers import TEST_KEY, conf_document, write_conf
 from userprofile.config import Settings, load_settings
 from userprofile.session import get_spark
 
@@ -29,16 +29,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
     """Settings from the repo's base.yaml with storage under tmp_path and small sizes."""
 
     def build(**sections: dict[str, Any]) -> Settings:
-        document: dict[str, Any] = {
-            "extends": str(REPO / "conf" / "base.yaml"),
-            "environment": "test",
-            "spark": {"master": "local[2]", "shuffle_partitions": 2},
-            "storage": {
-                name: str(tmp_path / name)
-                for name in ("warehouse", "landing", "models", "checkpoints", "ground_truth")
-            },
-            "generator": {"users": 300, "days": 75, "start_date": "2026-01-01", "seed": 11},
-        }
+        defaults = {"generator": {"users": 300, "days": 75, "start_date": "2026-01-01", "seed": 11}}
+        document = conf_document(tmp_path, **defaults)
         for key, value in sections.items():
             document[key] = {**document.get(key, {}), **value}
         return load_settings(write_conf(tmp_path / "test.yaml", document))

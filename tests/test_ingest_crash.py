@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from tests.helpers import REPO, TEST_KEY, write_conf
+from tests.helpers import TEST_KEY, conf_document, write_conf
 from tests.test_ingest import CASES, event, write_landing
 from userprofile import tables
 from userprofile.config import load_settings
@@ -24,15 +24,8 @@ FILES = 6
 def test_killed_ingest_resumes_exactly_once(spark: SparkSession, tmp_path: Path) -> None:
     conf = write_conf(
         tmp_path / "crash.yaml",
-        {
-            "extends": str(REPO / "conf" / "base.yaml"),
-            "spark": {"master": "local[2]", "shuffle_partitions": 2},
-            "storage": {
-                n: str(tmp_path / n) for n in ("warehouse", "landing", "models", "checkpoints")
-            },
-            # One file per micro-batch, so the kill lands between batches or inside one.
-            "ingest": {"max_files_per_batch": 1, "max_reject_share": 1.0},
-        },
+        # One file per micro-batch, so the kill lands between batches or inside one.
+        conf_document(tmp_path, ingest={"max_files_per_batch": 1, "max_reject_share": 1.0}),
     )
     settings = load_settings(conf)
     landing = Path(settings.storage.landing)

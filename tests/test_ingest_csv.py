@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from tests.helpers import REPO, write_conf
+from tests.helpers import REPO, storage_under, write_conf
 from userprofile import tables
 from userprofile.config import load_settings
 from userprofile.steps.common import RunContext
@@ -34,7 +34,7 @@ C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527,United Kingdom
 
 
 def settings_for(example: str, tmp_path: Path, folder: str, text: str):  # type: ignore[no-untyped-def]
-    storage = {n: str(tmp_path / n) for n in ("warehouse", "landing", "models", "checkpoints")}
+    storage = storage_under(tmp_path)
     conf = write_conf(
         tmp_path / "conf.yaml",
         {

@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from tests.helpers import REPO, TEST_KEY, write_conf
+from tests.helpers import TEST_KEY, conf_document, write_conf
 from userprofile.cli import main
 from userprofile.config import load_settings
 from userprofile.contract import PROFILE_COLUMNS
@@ -28,17 +28,11 @@ def conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
     return write_conf(
         root / "e2e.yaml",
-        {
-            "extends": str(REPO / "conf" / "base.yaml"),
-            "environment": "test",
-            "spark": {"master": "local[2]", "shuffle_partitions": 2},
-            "storage": {
-                n: str(root / n)
-                for n in ("warehouse", "landing", "models", "checkpoints", "ground_truth")
-            },
-            "generator": {"users": USERS, "days": 75, "start_date": "2026-01-01", "seed": 21},
-            "model": {"k": 4},
-        },
+        conf_document(
+            root,
+            generator={"users": USERS, "days": 75, "start_date": "2026-01-01", "seed": 21},
+            model={"k": 4},
+        ),
     )
 
 
