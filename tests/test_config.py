@@ -18,7 +18,7 @@ from userprofile.errors import ConfigError
 @pytest.mark.parametrize("name", ["local.yaml", "cluster.example.yaml", "databricks.example.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     settings = load_settings(REPO / "conf" / name)
-    assert settings.model.label_days == 30
+    assert settings.propensity.label_days == 30
     assert {t.name for t in settings.tags} >= {"high_value", "churn_risk"}
 
 
@@ -45,9 +45,9 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_error_in_parent_names_the_parent(tmp_path: Path) -> None:
-    write_conf(tmp_path / "parent.yaml", {"model": {"k": 1}})
+    write_conf(tmp_path / "parent.yaml", {"segmentation": {"k_min": 1}})
     child = write_conf(tmp_path / "child.yaml", {"extends": "parent.yaml", "environment": "local"})
-    with pytest.raises(ConfigError, match=r"parent\.yaml: model\.k: "):
+    with pytest.raises(ConfigError, match=r"parent\.yaml: segmentation\.k_min: "):
         load_settings(child)
 
 

@@ -13,7 +13,7 @@ from userprofile.features import purchase_labels, user_features, with_labels
 AS_OF = dt.date(2026, 3, 1)
 EVENT_SCHEMA = (
     "user_key string, session_id string, event_ts timestamp, event_date date, event_type string, "
-    "category string, price double, quantity int, device string"
+    "category string, price double, quantity int, device string, channel string"
 )
 
 
@@ -22,6 +22,7 @@ def ts(text: str) -> dt.datetime:
 
 
 def events(spark: SparkSession) -> DataFrame:
+    # Sessions s1 and s3 came from e-mails, s2 from social media.
     rows = [
         ("A", "s1", "2026-02-27 10:00:00", "page_view", None, None, None, "mobile"),
         ("A", "s1", "2026-02-27 10:01:00", "product_view", "books", 10.0, None, "mobile"),
@@ -37,8 +38,12 @@ def events(spark: SparkSession) -> DataFrame:
         # Anonymous (not stitched yet): ignored by per-user features.
         (None, "s5", "2026-02-20 09:00:00", "page_view", None, None, None, "mobile"),
     ]
+    channels = {"s2": "social", "s5": "direct"}
     return spark.createDataFrame(
-        [(u, s, ts(t), ts(t).date(), e, c, p, q, d) for u, s, t, e, c, p, q, d in rows],
+        [
+            (u, s, ts(t), ts(t).date(), e, c, p, q, d, channels.get(s, "email"))
+            for u, s, t, e, c, p, q, d in rows
+        ],
         EVENT_SCHEMA,
     )
 
@@ -95,6 +100,45 @@ def test_recency_tenure_and_ratios(features: dict[str, dict[str, object]]) -> No
     assert a["night_share"] == pytest.approx(1 / 3)
     assert a["favourite_category"] == "books"
     assert (a["age_band"], a["region"]) == ("25-34", "north")
+
+
+def test_basket_price_and_conversion(features: dict[str, dict[str, object]]) -> None:
+    a = features["A"]
+    assert (a["items_30d"], a["items_total"]) == (2, 3)
+    # Six priced events before the snapshot: 10, 10, 10 (books) and 50, 50, 50 (fashion).
+    assert a["avg_item_price"] == 30.0
+    assert a["cancel_share"] == 0.5
+    assert a["search_share"] == pytest.approx(1 / 8)
+    assert a["orders_per_session"] == pytest.approx(2 / 3)
+    assert a["events_per_session"] == pytest.approx(8 / 3)
+    assert a["days_since_first_event"] == 45
+
+
+def test_category_affinity_and_channel_mix(features: dict[str, dict[str, object]]) -> None:
+    a = features["A"]
+    # Categorised events: books 4 (view, cart, purchase, search), fashion 3.
+    assert a["category_affinity"] == {"books": round(4 / 7, 4), "fashion": round(3 / 7, 4)}
+    assert a["channel_mix"] == {"email": round(2 / 3, 4), "social": round(1 / 3, 4)}
+    assert features["B"]["category_affinity"] is None
+
+
+def test_affinity_keeps_the_top_n(spark: SparkSession) -> None:
+    build = user_features(AS_OF, [7, 30, 90], night_hours=[], affinity_top_n=1)
+    (row,) = [r for r in build(events(spark), users(spark)).collect() if r.user_key == "A"]
+    assert row.category_affinity == {"books": round(4 / 7, 4)}
+
+
+def test_time_habits_and_trend(features: dict[str, dict[str, object]]) -> None:
+    a = features["A"]
+    assert a["weekend_share"] == 0.0  # a Friday and a Thursday
+    # One session each in the morning (10:00), afternoon (12:00) and night (23:30).
+    assert a["peak_time_of_day"] == "morning"
+    # 5 events in the last 30 days against 3 in the 30 before: (5 - 3) / (5 + 3).
+    assert a["activity_trend"] == 0.25
+    # Revenue 20 in the last 30 days, 0 net (bought and returned) before.
+    assert a["revenue_trend"] == 1.0
+    b = features["B"]
+    assert (b["activity_trend"], b["peak_time_of_day"], b["weekend_share"]) == (None, None, None)
 
 
 def test_user_without_events_gets_zeros_and_nulls(features: dict[str, dict[str, object]]) -> None:

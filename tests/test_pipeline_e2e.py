@@ -31,7 +31,8 @@ def conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
         conf_document(
             root,
             generator={"users": USERS, "days": 75, "start_date": "2026-01-01", "seed": 21},
-            model={"k": 4},
+            segmentation={"k_min": 4, "k_max": 4},
+            propensity={"reg_params": [0.01], "elastic_net_params": [0.0, 0.5]},
         ),
     )
 

@@ -23,8 +23,18 @@ if TYPE_CHECKING:
     from userprofile.steps.common import RunContext, StepReport
 
 DEFAULT_CONF = "conf/local.yaml"
-STEPS = ("generate", "ingest", "features", "train", "profile", "pipeline", "erase", "bench")
-NEEDS_AS_OF = ("features", "train", "profile", "pipeline")
+STEPS = (
+    "generate",
+    "ingest",
+    "features",
+    "train",
+    "profile",
+    "pipeline",
+    "evaluate",
+    "erase",
+    "bench",
+)
+NEEDS_AS_OF = ("features", "train", "profile", "pipeline", "evaluate")
 
 
 def parse_date(text: str) -> dt.date:
@@ -61,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "fit KMeans segmentation and purchase-propensity models",
         "profile": "score the snapshot and write its user_profile partition",
         "pipeline": "ingest, features, train and profile for the snapshot date",
+        "evaluate": "compare segments and propensity with the generator's planted truth",
         "erase": "delete users from every layer and keep them out of later ingests",
         "bench": "time steps on generated data of chosen sizes and print the figures",
     }
@@ -169,6 +180,7 @@ def _run(args: argparse.Namespace, settings: Settings, as_of: dt.date) -> int:
 
 def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], list[StepReport]]:
     from userprofile.steps.erase import run_erase
+    from userprofile.steps.evaluate import run_evaluate
     from userprofile.steps.features import run_features
     from userprofile.steps.generate import run_generate
     from userprofile.steps.ingest import run_ingest
@@ -183,6 +195,7 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
         "train": lambda ctx, d: [run_train(ctx, d)],
         "profile": lambda ctx, d: [run_profile(ctx, d)],
         "pipeline": run_pipeline,
+        "evaluate": lambda ctx, d: [run_evaluate(ctx, d)],
         "erase": lambda ctx, _: [run_erase(ctx, *_erase_request(args))],
         "bench": lambda ctx, _: [_bench(ctx, args)],
     }
@@ -200,10 +213,10 @@ def _bench(ctx: RunContext, args: argparse.Namespace) -> StepReport:
         [parse_size(s) for s in sizes]
     except ValueError as exc:
         raise ConfigError(f"--sizes: {exc}") from None
-    rows = run_bench(ctx.spark, ctx.settings, sizes, Path(args.out))
-    print_table(rows)
+    rows, quality = run_bench(ctx.spark, ctx.settings, sizes, Path(args.out))
+    print_table(rows, quality)
     results = Path(args.out) / "results.json"
-    write_json(rows, results)
+    write_json(rows, quality, results)
     return StepReport("bench", {"results": str(results)})
 
 

@@ -71,6 +71,8 @@ class TablesConfig(StrictModel):
     silver_users: str = "silver/users"
     user_features: str = "gold/user_features"
     model_metrics: str = "gold/model_metrics"
+    # Segments per trained model: size, centre in original units, name, stable id, status.
+    segment_summary: str = "gold/segment_summary"
     user_profile: str = "gold/user_profile"
     # anonymous_key -> user_key, learnt from events that carry both (a login).
     silver_identities: str = "silver/identities"
@@ -214,6 +216,8 @@ class PrivacyConfig(StrictModel):
 class FeaturesConfig(StrictModel):
     windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
     night_hours: list[int] = Field(default_factory=lambda: [22, 23, 0, 1, 2, 3, 4, 5])
+    # Categories kept per user in `category_affinity` (the user's top n, last 90 days).
+    affinity_top_n: int = Field(default=3, ge=1, le=50)
 
     @field_validator("windows_days")
     @classmethod
@@ -225,14 +229,67 @@ class FeaturesConfig(StrictModel):
         return sorted(set(value))
 
 
-class ModelConfig(StrictModel):
-    k: int = Field(default=5, ge=2, le=50)
+class SegmentRule(StrictModel):
+    name: str = Field(min_length=1)
+    # A boolean Spark SQL expression over a segment's centre (medians in original units).
+    when: str
+
+
+def _default_segment_names() -> list[SegmentRule]:
+    return [SegmentRule(name="users", when="true")]
+
+
+class SegmentationConfig(StrictModel):
+    # k is chosen in [k_min, k_max] by silhouette on a sample of users.
+    k_min: int = Field(default=3, ge=2, le=50)
+    k_max: int = Field(default=8, ge=2, le=50)
+    sample_size: int = Field(default=20_000, ge=100)
+    # Keep the previous model's k unless another k's silhouette is better by more than this.
+    k_switch_margin: float = Field(default=0.02, ge=0)
     seed: int = 7
+    max_iter: int = Field(default=40, ge=1)
+    # KMeans starts per fit (consecutive seeds); the lowest-cost one is kept.
+    restarts: int = Field(default=3, ge=1, le=20)
+    # A retrained segment whose centre shifted more than this (in standard deviations of the
+    # inputs) keeps its id but is reported as `moved`.
+    moved_distance: float = Field(default=1.0, gt=0)
+    # First matching rule names a segment; a name used twice gets a number.
+    names: list[SegmentRule] = Field(default_factory=_default_segment_names)
+
+    @model_validator(mode="after")
+    def _range(self) -> SegmentationConfig:
+        if self.k_max < self.k_min:
+            raise ValueError("k_max must be at least k_min")
+        return self
+
+
+class PropensityConfig(StrictModel):
+    # Label: a purchase within label_days of the snapshot.
     label_days: int = Field(default=30, ge=1)
-    reg_param: float = Field(default=0.01, ge=0)
-    elastic_net_param: float = Field(default=0.0, ge=0, le=1)
-    max_iter: int = Field(default=50, ge=1)
     holdout_share: float = Field(default=0.2, gt=0, lt=1)
+    # Elastic-net grid searched by TrainValidationSplit on the training rows.
+    reg_params: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.1], min_length=1)
+    elastic_net_params: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1)
+    max_iter: int = Field(default=100, ge=1)
+    seed: int = 7
+    # Feed the segment to the classifier too (the seed's y = f(g(x))) and score with that model.
+    hybrid: bool = False
+    # A single input whose AUC against the label exceeds this is treated as a leak.
+    leak_auc: float = Field(default=0.98, gt=0.5, le=1)
+
+    @field_validator("reg_params")
+    @classmethod
+    def _reg_grid(cls, value: list[float]) -> list[float]:
+        if any(v < 0 for v in value):
+            raise ValueError("regularisation strengths must be >= 0")
+        return value
+
+    @field_validator("elastic_net_params")
+    @classmethod
+    def _mix_grid(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= v <= 1 for v in value):
+            raise ValueError("elastic-net mixing values must be between 0 (L2) and 1 (L1)")
+        return value
 
 
 class LifecycleConfig(StrictModel):
@@ -265,7 +322,8 @@ class Settings(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    propensity: PropensityConfig = Field(default_factory=PropensityConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     tags: list[TagRule] = Field(default_factory=list)
 

@@ -90,7 +90,16 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
         T.DoubleType(),
         "Share of sessions started at night (configurable hours, UTC).",
     ),
-    ContractColumn("segment_id", T.IntegerType(), "Behaviour segment from the KMeans model."),
+    ContractColumn(
+        "segment_id",
+        T.IntegerType(),
+        "Behaviour segment (KMeans); an id keeps its meaning across retrains.",
+    ),
+    ContractColumn(
+        "segment_name",
+        T.StringType(),
+        "Name of the segment, from its centre by the rules in conf (segmentation.names).",
+    ),
     ContractColumn(
         "lifecycle_stage", T.StringType(), "prospect, new, active, at_risk, churned or reactivated."
     ),

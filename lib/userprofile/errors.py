@@ -25,3 +25,7 @@ class DataQualityError(UserProfileError):
 
 class MissingInputError(UserProfileError):
     """A step needs data that an earlier step has not produced yet."""
+
+
+class LeakageError(UserProfileError):
+    """Training data shows information from the label window: the model would be a lie."""

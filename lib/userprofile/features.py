@@ -26,6 +26,7 @@ EVENT_COLUMNS = (
     "price",
     "quantity",
     "device",
+    "channel",
 )
 USER_COLUMNS = ("user_key", "age", "gender", "region", "signup_date")
 # Per-window counts; each becomes `<name>_<w>d` and `<name>_total`.
@@ -37,9 +38,37 @@ WINDOWED_MEASURES = (
     "searches",
     "carts",
     "orders",
+    "items",
     "cancels",
     "revenue",
 )
+# Per-session habits, summed over the user's lifetime (not windowed).
+HABIT_COUNTS = (
+    "mobile",
+    "night",
+    "morning",
+    "afternoon",
+    "evening",
+    "weekend",
+    "priced_events",
+    "price_sum",
+)
+# Ratio features: name -> (numerator, denominator); null when the denominator is 0.
+RATIOS = {
+    "view_to_cart_rate_30d": ("carts_30d", "product_views_30d"),
+    "cart_to_purchase_rate_30d": ("orders_30d", "carts_30d"),
+    "view_to_cart_rate": ("carts_total", "product_views_total"),
+    "cart_to_purchase_rate": ("orders_total", "carts_total"),
+    "orders_per_session": ("orders_total", "sessions_total"),
+    "events_per_session": ("events_total", "sessions_total"),
+    "search_share": ("searches_total", "events_total"),
+    "cancel_share": ("cancels_total", "orders_total"),
+    "mobile_share": ("mobile_total", "sessions_total"),
+    "night_share": ("night_total", "sessions_total"),
+    "weekend_share": ("weekend_total", "sessions_total"),
+}
+# Trend compares the last 30 days with the 30 before them.
+TREND_DAYS = 30
 
 
 def require_columns(df: DataFrame, columns: tuple[str, ...], where: str) -> None:
@@ -55,7 +84,7 @@ def feature_columns(windows_days: list[int]) -> list[str]:
 
 
 def user_features(
-    as_of: dt.date, windows_days: list[int], night_hours: list[int]
+    as_of: dt.date, windows_days: list[int], night_hours: list[int], affinity_top_n: int = 3
 ) -> Callable[[DataFrame, DataFrame], DataFrame]:
     """(events, users) -> one row per known user as of ``as_of`` (see module doc)."""
 
@@ -63,9 +92,11 @@ def user_features(
         require_columns(events, EVENT_COLUMNS, "user_features(events)")
         require_columns(users, USER_COLUMNS, "user_features(users)")
         before = events.where((F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull())
-        days = _user_days(_sessions(before, night_hours))
-        behaviour = _windowed(days, as_of, windows_days).join(
-            _favourite_category(before, as_of), "user_key", "left"
+        sessions = _sessions(before, night_hours)
+        behaviour = (
+            _windowed(_user_days(sessions), as_of, windows_days)
+            .join(_category_affinity(before, as_of, affinity_top_n), "user_key", "left")
+            .join(_channel_mix(sessions), "user_key", "left")
         )
         known_users = users.where(F.col("signup_date") < F.lit(as_of)).select(*USER_COLUMNS)
         return _finish(behaviour.join(known_users, "user_key", "full"), as_of, windows_days)
@@ -75,7 +106,8 @@ def user_features(
 
 def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
     is_type: Callable[[str], Column] = lambda t: (F.col("event_type") == t).cast("int")  # noqa: E731
-    line_value = F.col("price") * F.coalesce("quantity", F.lit(1))
+    quantity = F.coalesce("quantity", F.lit(1))
+    line_value = F.col("price") * quantity
     # Revenue is net of cancellations and returns (order exports carry them as `cancel`).
     net_value = F.when(F.col("event_type") == "purchase", line_value).when(
         F.col("event_type") == "cancel", -line_value
@@ -89,19 +121,35 @@ def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
             F.sum(is_type("search")).alias("searches"),
             F.sum(is_type("add_to_cart")).alias("carts"),
             F.sum(is_type("purchase")).alias("orders"),
+            F.sum(F.when(F.col("event_type") == "purchase", quantity)).alias("items"),
             F.sum(is_type("cancel")).alias("cancels"),
             F.coalesce(F.sum(net_value), F.lit(0.0)).alias("revenue"),
+            F.count("price").alias("priced_events"),
+            F.coalesce(F.sum("price"), F.lit(0.0)).alias("price_sum"),
             F.max((F.col("device") == "mobile").cast("int")).alias("mobile"),
+            F.min_by("channel", "event_ts").alias("channel"),
         )
         .withColumn("session_date", F.to_date("session_start"))
-        .withColumn("night", F.hour("session_start").isin(*night_hours).cast("int"))
+        .withColumns(_time_of_day(F.hour("session_start"), night_hours))
+        .withColumn("weekend", F.dayofweek("session_start").isin(1, 7).cast("int"))
     )
+
+
+def _time_of_day(hour: Column, night_hours: list[int]) -> dict[str, Column]:
+    """One-hot band of the session's start hour; the configured night hours win."""
+    night = hour.isin(*night_hours)
+    return {
+        "night": night.cast("int"),
+        "morning": (~night & (hour >= 6) & (hour < 12)).cast("int"),
+        "afternoon": (~night & (hour >= 12) & (hour < 18)).cast("int"),
+        "evening": (~night & ((hour >= 18) | (hour < 6))).cast("int"),
+    }
 
 
 def _user_days(sessions: DataFrame) -> DataFrame:
     # Sessions and active days are counted here; the other measures are summed up.
     summed = [m for m in WINDOWED_MEASURES if m not in ("sessions", "active_days")]
-    sums = [F.sum(c).alias(c) for c in (*summed, "mobile", "night")]
+    sums = [F.sum(c).alias(c) for c in (*summed, *HABIT_COUNTS)]
     return (
         sessions.groupBy("user_key", "session_date")
         .agg(F.count(F.lit(1)).alias("sessions"), *sums)
@@ -121,6 +169,13 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         aggregations.append(F.sum(measure).alias(f"{measure}_total"))
     bought = F.col("orders") > 0
     recent_start = F.lit(as_of - dt.timedelta(days=30))
+    previous = (date >= F.lit(as_of - dt.timedelta(days=2 * TREND_DAYS))) & (
+        date < F.lit(as_of - dt.timedelta(days=TREND_DAYS))
+    )
+    for measure in ("events", "revenue"):
+        aggregations.append(
+            F.sum(F.when(previous, F.col(measure)).otherwise(0)).alias(f"{measure}_prev_30d")
+        )
     return days.groupBy("user_key").agg(
         *aggregations,
         F.min(date).alias("first_event_date"),
@@ -128,20 +183,59 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         F.min(F.when(bought, date)).alias("first_purchase_date"),
         F.max(F.when(bought, date)).alias("last_purchase_date"),
         F.max(F.when(bought & (date < recent_start), date)).alias("last_purchase_before_30d"),
-        F.sum("mobile").alias("mobile_sessions"),
-        F.sum("night").alias("night_sessions"),
+        *[F.sum(c).alias(f"{c}_total") for c in HABIT_COUNTS],
     )
 
 
-def _favourite_category(events: DataFrame, as_of: dt.date) -> DataFrame:
-    """The category with most events in the last 90 days (ties broken by name)."""
+def _category_affinity(events: DataFrame, as_of: dt.date, top_n: int) -> DataFrame:
+    """Favourite category and the shares of the user's top-n categories, last 90 days.
+
+    Shares are of the user's events that carry a category; ties go to the name
+    that sorts first.
+    """
     recent = events.where(
         F.col("category").isNotNull()
         & (F.col("event_date") >= F.lit(as_of - dt.timedelta(days=90)))
     )
     counts = recent.groupBy("user_key", "category").agg(F.count(F.lit(1)).alias("n"))
-    return counts.groupBy("user_key").agg(
-        F.max_by("category", F.struct("n", "category")).alias("favourite_category")
+    ranked = F.sort_array(F.collect_list(F.struct((-F.col("n")).alias("neg_n"), "category")))
+    return (
+        counts.groupBy("user_key")
+        .agg(ranked.alias("ranked"), F.sum("n").alias("categorised"))
+        .select(
+            "user_key",
+            F.col("ranked")[0]["category"].alias("favourite_category"),
+            F.map_from_entries(
+                F.transform(
+                    F.slice("ranked", 1, top_n),
+                    lambda r: F.struct(
+                        r["category"], F.round(-r["neg_n"] / F.col("categorised"), 4)
+                    ),
+                )
+            ).alias("category_affinity"),
+        )
+    )
+
+
+def _channel_mix(sessions: DataFrame) -> DataFrame:
+    """Share of the user's sessions per acquisition channel (first event's channel), lifetime."""
+    per_channel = (
+        sessions.where(F.col("channel").isNotNull())
+        .groupBy("user_key", "channel")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+    return (
+        per_channel.groupBy("user_key")
+        .agg(
+            F.map_from_entries(F.collect_list(F.struct("channel", "n"))).alias("channel_counts"),
+            F.sum("n").alias("channel_sessions"),
+        )
+        .select(
+            "user_key",
+            F.transform_values(
+                "channel_counts", lambda _, n: F.round(n / F.col("channel_sessions"), 4)
+            ).alias("channel_mix"),
+        )
     )
 
 
@@ -154,20 +248,13 @@ def _ratio(numerator: str, denominator: str) -> Column:
 
 
 def _finish(joined: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataFrame:
-    counts = {c: F.coalesce(F.col(c), F.lit(0)) for c in feature_columns(windows_days)}
-    age = F.col("age")
-    age_band = (
-        F.when(age.isNull(), F.lit("unknown"))
-        .when(age < 25, F.lit("18-24"))
-        .when(age < 35, F.lit("25-34"))
-        .when(age < 45, F.lit("35-44"))
-        .when(age < 55, F.lit("45-54"))
-        .otherwise(F.lit("55+"))
-    )
+    habit_totals = [f"{c}_total" for c in HABIT_COUNTS]
+    zero_filled = [*feature_columns(windows_days), "events_prev_30d", "revenue_prev_30d"]
+    counts = {c: F.coalesce(F.col(c), F.lit(0)) for c in (*zero_filled, *habit_totals)}
     first_seen = F.least("signup_date", "first_event_date")
     return (
         joined.withColumns(counts)
-        .withColumn("revenue_total", F.round("revenue_total", 2))
+        .withColumns({c: F.round(c, 2) for c in zero_filled if c.startswith("revenue")})
         .select(
             "user_key",
             F.lit(as_of).alias("snapshot_date"),
@@ -177,16 +264,55 @@ def _finish(joined: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
             _days_since("first_purchase_date", as_of).alias("days_since_first_purchase"),
             _days_since("last_purchase_before_30d", as_of).alias("days_since_purchase_before_30d"),
             F.datediff(F.lit(as_of), first_seen).alias("tenure_days"),
+            _days_since("first_event_date", as_of).alias("days_since_first_event"),
             F.round(_ratio("revenue_total", "orders_total"), 2).alias("avg_order_value"),
-            _ratio("carts_30d", "product_views_30d").alias("view_to_cart_rate_30d"),
-            _ratio("orders_30d", "carts_30d").alias("cart_to_purchase_rate_30d"),
-            _ratio("mobile_sessions", "sessions_total").alias("mobile_share"),
-            _ratio("night_sessions", "sessions_total").alias("night_share"),
+            F.round(_ratio("revenue_90d", "orders_90d"), 2).alias("avg_order_value_90d"),
+            F.round(_ratio("price_sum_total", "priced_events_total"), 2).alias("avg_item_price"),
+            *[_ratio(num, den).alias(name) for name, (num, den) in RATIOS.items()],
+            _trend("events_30d", "events_prev_30d").alias("activity_trend"),
+            _trend("revenue_30d", "revenue_prev_30d").alias("revenue_trend"),
+            _peak_band().alias("peak_time_of_day"),
             "favourite_category",
-            age_band.alias("age_band"),
+            "category_affinity",
+            "channel_mix",
+            _age_band().alias("age_band"),
             "gender",
             "region",
         )
+    )
+
+
+def _trend(recent: str, previous: str) -> Column:
+    """(recent - previous) / (recent + previous): -1 stopped, 0 steady, 1 new; null if idle."""
+    total = F.col(recent) + F.col(previous)
+    return F.when(total > 0, F.round((F.col(recent) - F.col(previous)) / total, 4))
+
+
+def _peak_band() -> Column:
+    """The time-of-day band with most sessions (ties: morning, afternoon, evening, night)."""
+    bands = ("morning", "afternoon", "evening", "night")
+    ranked = F.array(
+        *[
+            F.struct(
+                (-F.col(f"{b}_total")).alias("neg_sessions"),
+                F.lit(i).alias("order"),
+                F.lit(b).alias("band"),
+            )
+            for i, b in enumerate(bands)
+        ]
+    )
+    return F.when(F.col("sessions_total") > 0, F.array_min(ranked)["band"])
+
+
+def _age_band() -> Column:
+    age = F.col("age")
+    return (
+        F.when(age.isNull(), F.lit("unknown"))
+        .when(age < 25, F.lit("18-24"))
+        .when(age < 35, F.lit("25-34"))
+        .when(age < 45, F.lit("35-44"))
+        .when(age < 55, F.lit("45-54"))
+        .otherwise(F.lit("55+"))
     )
 
 

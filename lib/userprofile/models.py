@@ -1,124 +1,128 @@
-"""MLlib pipelines: KMeans segmentation and logistic-regression purchase propensity.
+"""What the MLlib models share: input preparation as pipeline stages, and a calibration stage.
 
-Each model is one ``Pipeline`` (input preparation in SQL, VectorAssembler,
-StandardScaler, estimator), saved and loaded as one ``PipelineModel`` so
-scoring applies exactly the preparation used in training.
+A model's inputs are named SQL expressions over ``user_features`` columns
+(log transforms of heavy-tailed counts, caps for "never"). They become the
+first stages of the model's ``Pipeline``: SQLTransformer -> Imputer (median)
+-> VectorAssembler -> StandardScaler, so a saved ``PipelineModel`` applies
+exactly the preparation it was trained with.
 """
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.clustering import KMeans
-from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Transformer
+from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from userprofile.config import ModelConfig
-
-# Heavy-tailed counts enter the models as log1p(count).
-LOG_INPUTS = (
-    "events_30d",
-    "events_90d",
-    "sessions_30d",
-    "sessions_90d",
-    "active_days_30d",
-    "active_days_90d",
-    "product_views_30d",
-    "searches_30d",
-    "carts_30d",
-    "orders_30d",
-    "orders_90d",
-    "orders_total",
-    "revenue_90d",
-    "revenue_total",
-)
-# Day counts, capped: "never" counts as a year.
-DAY_INPUTS = ("recency_days", "days_since_last_purchase", "tenure_days")
-SHARE_INPUTS = ("mobile_share", "night_share")
+# "Never" (no event, no purchase) counts as this many days.
 DAY_CAP = 365
+# Iterative fits (KMeans, L-BFGS) run one Spark job per iteration, and each task of it
+# costs a fixed overhead: training data gets about this many rows per partition.
+ROWS_PER_PARTITION = 20_000
 
 
-def model_inputs() -> list[str]:
-    """Names of the prepared model inputs, in vector order."""
-    return [f"x_{c}" for c in (*LOG_INPUTS, *DAY_INPUTS, *SHARE_INPUTS)]
+@dataclass(frozen=True)
+class ModelInput:
+    """One model input: a name and a Spark SQL expression over feature columns."""
+
+    name: str
+    sql: str
 
 
-def _prepare_inputs() -> SQLTransformer:
-    logs = [f"log1p(coalesce(`{c}`, 0)) AS x_{c}" for c in LOG_INPUTS]
-    days = [f"least(coalesce(`{c}`, {DAY_CAP}), {DAY_CAP}) AS x_{c}" for c in DAY_INPUTS]
-    shares = [f"coalesce(`{c}`, 0.0) AS x_{c}" for c in SHARE_INPUTS]
-    return SQLTransformer(statement=f"SELECT *, {', '.join(logs + days + shares)} FROM __THIS__")
+def log_count(column: str) -> ModelInput:
+    # Net revenue can be negative (returns exceed purchases): it enters as 0.
+    return ModelInput(f"log_{column}", f"log1p(greatest(coalesce(`{column}`, 0), 0))")
 
 
-def _scaled_vector() -> list[VectorAssembler | StandardScaler]:
+def capped_days(column: str) -> ModelInput:
+    return ModelInput(f"log_{column}", f"log1p(least(coalesce(`{column}`, {DAY_CAP}), {DAY_CAP}))")
+
+
+def as_is(column: str) -> ModelInput:
+    """A ratio or share; null (no denominator) is imputed with the training median."""
+    return ModelInput(column, f"CAST(`{column}` AS DOUBLE)")
+
+
+def input_columns(prefix: str, inputs: tuple[ModelInput, ...]) -> list[str]:
+    return [f"{prefix}_{i.name}" for i in inputs]
+
+
+Stage = Estimator[Any] | Transformer
+
+
+def right_sized(df: DataFrame, rows: int) -> DataFrame:
+    """``df`` with one partition per ROWS_PER_PARTITION rows, at most one per core."""
+    cores = df.sparkSession.sparkContext.defaultParallelism
+    return df.coalesce(max(1, min(cores, math.ceil(rows / ROWS_PER_PARTITION))))
+
+
+def raw_input_stage(prefix: str, inputs: tuple[ModelInput, ...]) -> SQLTransformer:
+    """``<prefix>_raw_<name>`` for each input: the expressions, nulls not yet imputed."""
+    raw = [f"{i.sql} AS {prefix}_raw_{i.name}" for i in inputs]
+    return SQLTransformer(statement=f"SELECT *, {', '.join(raw)} FROM __THIS__")
+
+
+def preparation_stages(prefix: str, inputs: tuple[ModelInput, ...]) -> list[Stage]:
+    """Stages producing ``<prefix>_scaled`` (standardised inputs) from feature columns."""
+    raw_columns = [f"{prefix}_raw_{i.name}" for i in inputs]
     return [
-        VectorAssembler(inputCols=model_inputs(), outputCol="model_input"),
+        raw_input_stage(prefix, inputs),
+        Imputer(inputCols=raw_columns, outputCols=input_columns(prefix, inputs), strategy="median"),
+        VectorAssembler(inputCols=input_columns(prefix, inputs), outputCol=f"{prefix}_vector"),
         StandardScaler(
-            inputCol="model_input", outputCol="scaled_input", withMean=True, withStd=True
+            inputCol=f"{prefix}_vector", outputCol=f"{prefix}_scaled", withMean=True, withStd=True
         ),
     ]
 
 
-def segmentation_pipeline(cfg: ModelConfig) -> Pipeline:
-    kmeans = KMeans(
-        k=cfg.k, seed=cfg.seed, featuresCol="scaled_input", predictionCol="segment_id", maxIter=40
-    )
-    return Pipeline(stages=[_prepare_inputs(), *_scaled_vector(), kmeans])
+class PriorCorrection(
+    Transformer,
+    HasInputCol,
+    HasOutputCol,
+    DefaultParamsReadable["PriorCorrection"],
+    DefaultParamsWritable,
+):
+    """Probability of class 1 from a class-weighted classifier's margin, corrected back to
+    the true class prior: weighting both classes equally shifts the log-odds by
+    ``log(share / (1 - share))`` of the positive class (King and Zeng, 2001).
+    """
 
-
-def propensity_pipeline(cfg: ModelConfig) -> Pipeline:
-    classifier = LogisticRegression(
-        featuresCol="scaled_input",
-        labelCol="purchased",
-        weightCol="class_weight",
-        regParam=cfg.reg_param,
-        elasticNetParam=cfg.elastic_net_param,
-        maxIter=cfg.max_iter,
-        probabilityCol="propensity_vector",
-        rawPredictionCol="raw_prediction",
-        predictionCol="predicted_purchase",
-    )
-    return Pipeline(stages=[_prepare_inputs(), *_scaled_vector(), classifier])
-
-
-def split_holdout(
-    labelled: DataFrame, holdout_share: float, seed: int
-) -> tuple[DataFrame, DataFrame]:
-    """Deterministic split by user key (same users held out on every run)."""
-    bucket = F.pmod(F.xxhash64(F.lit(seed), "user_key"), F.lit(10_000)) / 10_000.0
-    return labelled.where(bucket >= holdout_share), labelled.where(bucket < holdout_share)
-
-
-def with_class_weight(labelled: DataFrame, positive_share: float) -> DataFrame:
-    """Weight each class by the other's share so both count equally in the loss."""
-    share = min(max(positive_share, 1e-6), 1 - 1e-6)
-    return labelled.withColumn(
-        "class_weight", F.when(F.col("purchased") > 0, F.lit(1 - share)).otherwise(F.lit(share))
+    # MLlib's param names are camelCase; keyword_only needs the same names as arguments.
+    logOddsOffset: Param[float] = Param(  # noqa: N815
+        Params._dummy(),
+        "logOddsOffset",
+        "added to the margin before the logistic function",
+        typeConverter=TypeConverters.toFloat,
     )
 
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCol: str | None = None,  # noqa: N803
+        outputCol: str | None = None,  # noqa: N803
+        logOddsOffset: float = 0.0,  # noqa: N803
+    ) -> None:
+        super().__init__()
+        self._setDefault(logOddsOffset=0.0)
+        self._set(**self._input_kwargs)  # type: ignore[attr-defined]  # set by keyword_only
 
-def evaluate_propensity(model: PipelineModel, holdout: DataFrame) -> tuple[float, float]:
-    """AUC-ROC and AUC-PR on held-out rows (computed in Spark)."""
-    scored = model.transform(holdout)
-    evaluator = BinaryClassificationEvaluator(
-        labelCol="purchased", rawPredictionCol="raw_prediction"
-    )
-    auc_roc = evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"})
-    auc_pr = evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"})
-    return float(auc_roc), float(auc_pr)
+    @staticmethod
+    def offset_for(positive_share: float) -> float:
+        share = min(max(positive_share, 1e-6), 1 - 1e-6)
+        return math.log(share / (1 - share))
 
-
-def score_segments(model: PipelineModel, features: DataFrame) -> DataFrame:
-    """Features + ``segment_id`` (int)."""
-    scored = model.transform(features)
-    return scored.select(*features.columns, F.col("segment_id").cast("int").alias("segment_id"))
-
-
-def score_propensity(model: PipelineModel, features: DataFrame) -> DataFrame:
-    """Features + ``purchase_propensity_30d`` (probability of the positive class)."""
-    scored = model.transform(features)
-    probability = vector_to_array(F.col("propensity_vector"))[1]
-    return scored.select(*features.columns, probability.alias("purchase_propensity_30d"))
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        margin = vector_to_array(F.col(self.getInputCol()))[1]
+        offset = F.lit(self.getOrDefault(self.logOddsOffset))
+        probability = F.lit(1.0) / (F.lit(1.0) + F.exp(-(margin + offset)))
+        return dataset.withColumn(self.getOutputCol(), probability)

@@ -64,9 +64,13 @@ def append(
     table: TableRef,
     partition_by: list[str] | None = None,
     txn: tuple[str, int] | None = None,
+    add_columns: bool = False,
 ) -> None:
-    """Append; with ``txn=(app_id, version)`` Delta skips a version it has already seen."""
-    writer = df.write.format("delta").mode("append")
+    """Append; with ``txn=(app_id, version)`` Delta skips a version it has already seen.
+
+    ``add_columns``: new columns in ``df`` are added to the table (Delta's mergeSchema).
+    """
+    writer = df.write.format("delta").mode("append").option("mergeSchema", add_columns)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if txn is not None:
@@ -80,12 +84,18 @@ def replace_partition(
     column: str,
     value: dt.date,
     partition_by: list[str] | None = None,
+    add_columns: bool = False,
 ) -> None:
-    """Atomically replace the rows where ``column = value`` and nothing else."""
+    """Atomically replace the rows where ``column = value`` and nothing else.
+
+    ``add_columns``: new columns in ``df`` are added to the table (Delta's mergeSchema);
+    older partitions read them as null.
+    """
     writer = (
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", f"{column} = DATE'{value.isoformat()}'")
+        .option("mergeSchema", add_columns)
         .partitionBy(*(partition_by or [column]))
     )
     _save(writer, table)

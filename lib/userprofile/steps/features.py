@@ -24,13 +24,16 @@ def stitched_events(ctx: RunContext, known_before: dt.date) -> DataFrame:
 def compute_features(ctx: RunContext, as_of: dt.date) -> DataFrame:
     """Features as of ``as_of`` from silver, without writing them."""
     cfg = ctx.settings.features
-    build = user_features(as_of, cfg.windows_days, cfg.night_hours)
+    build = user_features(as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n)
     return build(stitched_events(ctx, as_of), ctx.read("silver_users"))
 
 
 def run_features(ctx: RunContext, as_of: dt.date) -> StepReport:
     clock = Stopwatch()
     target = ctx.table("user_features")
-    tables.replace_partition(compute_features(ctx, as_of), target, "snapshot_date", as_of)
+    # A release that adds features adds columns; older snapshots read them as null.
+    tables.replace_partition(
+        compute_features(ctx, as_of), target, "snapshot_date", as_of, add_columns=True
+    )
     rows = tables.read(ctx.spark, target).where(f"snapshot_date = DATE'{as_of}'").count()
     return StepReport("features", {"user_features rows": rows}, clock.seconds())
