@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 import time
@@ -140,6 +141,13 @@ def test_cli_rejects_bad_date_fast() -> None:
     assert "'2026-13-01' is not a date of the form YYYY-MM-DD" in done.stderr
 
 
+def test_job_scripts_do_not_shadow_the_standard_library() -> None:
+    """spark-submit puts jobs/ first on sys.path: jobs/profile.py would hide `profile`."""
+    names = {p.stem for p in (REPO / "jobs").glob("*.py")}
+    assert names
+    assert not names & set(sys.stdlib_module_names)
+
+
 def test_jobs_are_the_cli(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "jobs" / "train.py"), "--conf", str(tmp_path / "missing.yaml")],
@@ -149,3 +157,49 @@ def test_jobs_are_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "missing.yaml: config file not found" in done.stderr
+
+
+def _with_tag(tmp_path: Path, rule: str) -> Path:
+    tag = {"name": "big_spender", "description": "d", "rule": rule}
+    return write_conf(
+        tmp_path / "tags.yaml", {"extends": str(REPO / "conf/base.yaml"), "tags": [tag]}
+    )
+
+
+def test_tag_with_a_typo_fails_fast_naming_tag_and_file(tmp_path: Path) -> None:
+    conf = _with_tag(tmp_path, "revenue_90dd > 500")
+    done, seconds = _cli("profile", "--conf", str(conf), "--as-of", "2026-05-01")
+    assert done.returncode == 2
+    assert seconds < 5
+    assert (
+        "tags.yaml: tags[0].rule (tag 'big_spender'): unknown column(s) revenue_90dd" in done.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ("revenue_90d >", "does not parse"),
+        ("category_affinity['books'] > 0.5 AND nosuch = 1", "unknown column(s) nosuch"),
+    ],
+)
+def test_tag_rules_are_checked_at_load(tmp_path: Path, rule: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"tag 'big_spender'): {problem}")):
+        load_settings(_with_tag(tmp_path, rule))
+
+
+def test_valid_tag_rules_may_use_scores_and_lambdas(tmp_path: Path) -> None:
+    rule = "propensity_decile >= 9 AND exists(map_keys(category_affinity), c -> c = 'books')"
+    assert load_settings(_with_tag(tmp_path, rule)).tags[0].rule == rule
+
+
+def test_segment_name_rules_are_checked_at_load(tmp_path: Path) -> None:
+    conf = write_conf(
+        tmp_path / "seg.yaml",
+        {
+            "extends": str(REPO / "conf/base.yaml"),
+            "segmentation": {"names": [{"name": "vip", "when": "revenue_total > 1000"}]},
+        },
+    )
+    with pytest.raises(ConfigError, match=r"seg\.yaml: segmentation\.names\[0\]\.when"):
+        load_settings(conf)

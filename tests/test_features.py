@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from userprofile.catalog import feature_columns
 from userprofile.errors import MissingColumnError
 from userprofile.features import purchase_labels, user_features, with_labels
 
@@ -64,6 +65,12 @@ def features(spark: SparkSession) -> dict[str, dict[str, object]]:
     build = user_features(AS_OF, [7, 30, 90], night_hours=[22, 23, 0, 1, 2, 3, 4, 5])
     rows = build(events(spark), users(spark)).collect()
     return {r.user_key: r.asDict() for r in rows}
+
+
+def test_columns_are_the_catalogue(spark: SparkSession) -> None:
+    """Config checks rely on the catalogue: it must name exactly what the features produce."""
+    build = user_features(AS_OF, [7, 30, 90], night_hours=[22, 23])
+    assert build(events(spark), users(spark)).columns == feature_columns([7, 30, 90])
 
 
 def test_population_is_known_users_before_the_snapshot(

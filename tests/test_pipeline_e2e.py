@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from userprofile.cli import main
 from userprofile.config import load_settings
 from userprofile.contract import PROFILE_COLUMNS
 from userprofile.privacy import hmac_sha256_hex
+from userprofile.publish import GONE
 
 USERS = 300
 AS_OF = dt.date(2026, 3, 17)  # 75 generated days from 2026-01-01
@@ -71,6 +73,41 @@ def test_consumer_view_matches_spark(spark: SparkSession, profile_path: str) -> 
     assert set(frame.propensity_decile) == set(range(1, 11))
     assert set(frame.segment_id) == {0, 1, 2, 3}
     assert frame.run_id.nunique() == 1
+    buyers = frame.days_since_last_purchase.notna()
+    assert buyers.any()
+    assert (~buyers).any()
+    for column in ("r_score", "f_score", "m_score"):
+        assert set(frame[column][buyers]) <= {1, 2, 3, 4, 5}
+        assert frame[column][~buyers].isna().all()
+    assert frame.predicted_purchases[buyers].gt(0).all()
+    assert frame.probability_alive[buyers].between(0, 1).all()
+    assert frame.predicted_value[~buyers].isna().all()
+    assert frame.rfm_segment[buyers].notna().all()
+
+
+def test_profile_rerun_is_identical_one_replace_and_time_travel(
+    spark: SparkSession, profile_path: str, conf: Path
+) -> None:
+    provenance = {"run_id", "computed_at"}
+    table = DeltaTable(profile_path)
+    before = table.version()
+    first = table.to_pandas(filters=[("snapshot_date", "=", AS_OF)])
+    assert main(["profile", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
+    table = DeltaTable(profile_path)
+    assert table.version() == before + 1  # one commit per run
+    (commit,) = [h for h in table.history() if h["version"] == before + 1]
+    assert commit["operation"] == "WRITE"
+    assert "snapshot_date" in commit["operationParameters"]["predicate"]
+    second = table.to_pandas(filters=[("snapshot_date", "=", AS_OF)])
+    columns = [c for c in first.columns if c not in provenance]
+    ordered = [f.sort_values("user_key").reset_index(drop=True)[columns] for f in (first, second)]
+    assert ordered[0].astype(str).equals(ordered[1].astype(str))
+    assert set(first.run_id) != set(second.run_id)
+    # Time travel: the previous version still has the first run.
+    old = spark.read.format("delta").option("versionAsOf", before).load(profile_path)
+    assert {r.run_id for r in old.select("run_id").distinct().collect()} == set(first.run_id)
+    properties = table.metadata().configuration
+    assert properties["userprofile.contract_version"] == "1"
 
 
 def test_rerun_same_date_replaces_only_that_snapshot(
@@ -91,6 +128,13 @@ def test_rerun_same_date_replaces_only_that_snapshot(
         table.to_pyarrow_table(columns=["snapshot_date"]).column("snapshot_date").to_pylist()
     )
     assert dates == {AS_OF, EARLIER}
+    warehouse = Path(load_settings(conf).storage.warehouse) / "gold"
+    flows = DeltaTable(str(warehouse / "lifecycle_transitions")).to_pandas()
+    for day, users in ((AS_OF, USERS), (EARLIER, signed_up_earlier)):
+        arrived = flows[(flows.snapshot_date == day) & (flows.to_stage != GONE)]
+        assert arrived.users.sum() == users
+    dictionary = DeltaTable(str(warehouse / "tag_dictionary")).to_pandas()
+    assert set(dictionary.name) == {t.name for t in load_settings(conf).tags}
 
 
 def test_every_input_line_is_accounted_for(
@@ -185,3 +229,59 @@ def test_training_without_history_is_refused(
     # The training snapshot 30 days before 2026-01-20 precedes every generated event.
     assert main(train) == 1
     assert "no events before 2025-12-21" in capsys.readouterr().err
+
+
+def test_export_an_audience_with_and_without_raw_ids(
+    spark: SparkSession, profile_path: str, conf: Path, tmp_path: Path
+) -> None:
+    settings = load_settings(conf)
+    snapshot = spark.read.format("delta").load(profile_path).where(F.col("snapshot_date") == AS_OF)
+    expected = snapshot.where(
+        F.col("lifecycle_stage").isin("active", "new") & (F.col("propensity_decile") >= 6)
+    ).count()
+    assert expected > 0
+    out = tmp_path / "audience"
+    audience = ["--lifecycle", "active", "--lifecycle", "new", "--min-decile", "6"]
+    args = ["export", "--conf", str(conf), "--as-of", AS_OF.isoformat(), "--out", str(out)]
+    assert main([*args, *audience]) == 0
+    exported = spark.read.option("header", "true").csv(str(out))
+    assert exported.count() == expected
+    assert "user_id" not in exported.columns
+    assert {r.lifecycle_stage for r in exported.collect()} <= {"active", "new"}
+    crm = str(Path(settings.storage.landing) / "users")
+    assert main([*args, *audience, "--format", "parquet", "--reidentify-from", crm]) == 0
+    identified = spark.read.parquet(str(out))
+    assert identified.count() == expected
+    assert all(r.user_key == _key(spark, r.user_id) for r in identified.limit(3).collect())
+
+
+def _key(spark: SparkSession, user_id: str) -> str:
+    row = (
+        spark.createDataFrame([(user_id,)], "id string")
+        .select(hmac_sha256_hex(TEST_KEY.encode(), F.col("id")).alias("k"))
+        .first()
+    )
+    assert row is not None
+    return str(row.k)
+
+
+def test_lookup_explains_a_profile(
+    spark: SparkSession, profile_path: str, conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _key(spark, "U000000007")
+    row = (
+        spark.read.format("delta")
+        .load(profile_path)
+        .where((F.col("snapshot_date") == AS_OF) & (F.col("user_key") == key))
+        .first()
+    )
+    assert row is not None
+    capsys.readouterr()
+    assert main(["lookup", "U000000007", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(rf"lifecycle\s+{row.lifecycle_stage}:", printed)
+    for tag in load_settings(conf).tags:
+        verdict = "yes" if tag.name in row.tags else "no"
+        assert f"tag {tag.name}" in printed
+        assert f"{verdict}: {tag.rule}" in printed
+    assert main(["lookup", "nobody", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 1

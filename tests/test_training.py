@@ -11,10 +11,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tests.helpers import conf_document, write_conf
+from userprofile.catalog import CENTRE_COLUMNS
 from userprofile.cli import main
 from userprofile.config import Settings, load_settings
 from userprofile.errors import LeakageError
-from userprofile.segmentation import CENTRE_COLUMNS, STATUS_KEPT, STATUS_NEW
+from userprofile.segmentation import STATUS_KEPT, STATUS_NEW
 from userprofile.steps import train as train_step
 from userprofile.steps.common import RunContext
 from userprofile.steps.evaluate import run_evaluate

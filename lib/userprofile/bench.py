@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +54,13 @@ class BenchRow:
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
+    def line(self) -> str:
+        rate, events = self.events_per_second, self.events
+        return f"{self.size:>6}  {self.step:<24} {events:>12,} {self.seconds:>9.1f} {rate:>12,.0f}"
+
+
+HEADER = f"\n{'size':>6}  {'step':<24} {'events':>12} {'seconds':>9} {'events/s':>12}"
+
 
 def parse_size(text: str) -> int:
     """'1M' -> 1_000_000, '250k' -> 250_000, '5000' -> 5000."""
@@ -67,34 +74,36 @@ def parse_size(text: str) -> int:
 def run_bench(
     spark: SparkSession, settings: Settings, sizes: list[str], root: Path
 ) -> tuple[list[BenchRow], dict[str, dict[str, int | float | str]]]:
-    """Timings per size and step, and the models' quality per size."""
+    """Timings per size and step, and the models' quality per size; rows print as they come."""
     rows: list[BenchRow] = []
     quality: dict[str, dict[str, int | float | str]] = {}
+    print(HEADER, flush=True)
     for size in sizes:
         landing = _cached_landing(spark, settings, parse_size(size), root / "cache" / size)
         events = spark.read.text(str(landing / "events")).count()
         rows.append(BenchRow(size, "floor: parse raw JSON", events, _time_floor(spark, landing)))
+        print(rows[-1].line(), flush=True)
         ctx = RunContext(spark, _bench_settings(settings, landing, root / "run"))
         as_of = settings.generator.start_date + dt.timedelta(days=BENCH_DAYS)
         for step, seconds in _time_steps(ctx, as_of):
             rows.append(BenchRow(size, step, events, seconds))
+            print(rows[-1].line(), flush=True)
         quality[size] = run_evaluate(ctx, as_of).rows
+        print_quality(size, quality[size])
     return rows, quality
 
 
-def _time_steps(ctx: RunContext, as_of: dt.date) -> list[tuple[str, float]]:
+def _time_steps(ctx: RunContext, as_of: dt.date) -> Iterator[tuple[str, float]]:
     steps: list[tuple[str, Callable[[], StepReport]]] = [
         ("ingest", lambda: run_ingest(ctx)),
         ("features", lambda: run_features(ctx, as_of)),
         ("train", lambda: run_train(ctx, as_of)),
         ("profile", lambda: run_profile(ctx, as_of)),
     ]
-    timings = []
     for step, run in steps:
         start = time.perf_counter()
         run()
-        timings.append((step, round(time.perf_counter() - start, 2)))
-    return timings
+        yield step, round(time.perf_counter() - start, 2)
 
 
 def _cached_landing(spark: SparkSession, settings: Settings, events: int, folder: Path) -> Path:
@@ -143,15 +152,11 @@ def _bench_settings(settings: Settings, landing: Path, run_root: Path) -> Settin
     return settings.model_copy(update={"storage": storage, "ingest": ingest})
 
 
-def print_table(rows: list[BenchRow], quality: dict[str, dict[str, int | float | str]]) -> None:
-    print(f"\n{'size':>6}  {'step':<24} {'events':>12} {'seconds':>9} {'events/s':>12}")
-    for r in rows:
-        rate = r.events_per_second
-        print(f"{r.size:>6}  {r.step:<24} {r.events:>12,} {r.seconds:>9.1f} {rate:>12,.0f}")
-    for size, figures in quality.items():
-        print(f"\nmodel quality at {size} (userprofile evaluate):")
-        for key, value in figures.items():
-            print(f"  {key:<34} {value}")
+def print_quality(size: str, figures: dict[str, int | float | str]) -> None:
+    print(f"\nmodel quality at {size} (userprofile evaluate):")
+    for key, value in figures.items():
+        print(f"  {key:<34} {value}")
+    print(flush=True)
 
 
 def write_json(

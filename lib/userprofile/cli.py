@@ -20,6 +20,7 @@ from userprofile.config import Settings, load_settings
 from userprofile.errors import ConfigError, UserProfileError
 
 if TYPE_CHECKING:
+    from userprofile.steps.audience import AudienceFilter
     from userprofile.steps.common import RunContext, StepReport
 
 DEFAULT_CONF = "conf/local.yaml"
@@ -31,6 +32,8 @@ STEPS = (
     "profile",
     "pipeline",
     "evaluate",
+    "export",
+    "lookup",
     "erase",
     "bench",
 )
@@ -72,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "profile": "score the snapshot and write its user_profile partition",
         "pipeline": "ingest, features, train and profile for the snapshot date",
         "evaluate": "compare segments and propensity with the generator's planted truth",
+        "export": "write an audience (tags, segments, lifecycle, decile) as CSV or Parquet",
+        "lookup": "print one user's profile and why: tag rules, lifecycle, segment",
         "erase": "delete users from every layer and keep them out of later ingests",
         "bench": "time steps on generated data of chosen sizes and print the figures",
     }
@@ -85,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "erase":
             _add_erase_arguments(sub)
+        if name == "export":
+            _add_export_arguments(sub)
+        if name == "lookup":
+            sub.add_argument("user", metavar="USER_ID", help="raw user id (as in the logs)")
+            sub.add_argument(
+                "--pseudonymous",
+                action="store_true",
+                help="USER_ID is already a user_key (no key needed)",
+            )
         if name == "bench":
             sub.add_argument(
                 "--sizes",
@@ -127,6 +141,30 @@ def _add_erase_arguments(sub: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --vacuum: keep files newer than N hours (default 168; 0 = all)",
     )
+
+
+def _add_export_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--out", required=True, metavar="PATH", help="output folder")
+    sub.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    sub.add_argument("--tag", action="append", default=[], help="users with this tag (repeat: all)")
+    sub.add_argument(
+        "--segment", action="append", type=int, default=[], help="segment id (repeat: any)"
+    )
+    sub.add_argument(
+        "--lifecycle", action="append", default=[], help="lifecycle stage (repeat: any)"
+    )
+    sub.add_argument("--min-decile", type=int, choices=range(1, 11), metavar="1-10")
+    sub.add_argument(
+        "--reidentify-from",
+        metavar="CRM_CSV",
+        help="add raw user_id by matching this CRM export (needs the pseudonymisation key)",
+    )
+
+
+def _audience(args: argparse.Namespace) -> AudienceFilter:
+    from userprofile.steps.audience import AudienceFilter
+
+    return AudienceFilter(args.tag, args.segment, args.lifecycle, args.min_decile)
 
 
 def _erase_request(args: argparse.Namespace) -> tuple[list[str], int | None]:
@@ -179,6 +217,7 @@ def _run(args: argparse.Namespace, settings: Settings, as_of: dt.date) -> int:
 
 
 def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], list[StepReport]]:
+    from userprofile.steps.audience import run_export, run_lookup
     from userprofile.steps.erase import run_erase
     from userprofile.steps.evaluate import run_evaluate
     from userprofile.steps.features import run_features
@@ -196,6 +235,10 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
         "profile": lambda ctx, d: [run_profile(ctx, d)],
         "pipeline": run_pipeline,
         "evaluate": lambda ctx, d: [run_evaluate(ctx, d)],
+        "export": lambda ctx, d: [
+            run_export(ctx, d, _audience(args), args.out, args.format, args.reidentify_from)
+        ],
+        "lookup": lambda ctx, d: [run_lookup(ctx, d, args.user, args.pseudonymous)],
         "erase": lambda ctx, _: [run_erase(ctx, *_erase_request(args))],
         "bench": lambda ctx, _: [_bench(ctx, args)],
     }
@@ -205,7 +248,7 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
 def _bench(ctx: RunContext, args: argparse.Namespace) -> StepReport:
     from pathlib import Path
 
-    from userprofile.bench import parse_size, print_table, run_bench, write_json
+    from userprofile.bench import parse_size, run_bench, write_json
     from userprofile.steps.common import StepReport
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -214,7 +257,6 @@ def _bench(ctx: RunContext, args: argparse.Namespace) -> StepReport:
     except ValueError as exc:
         raise ConfigError(f"--sizes: {exc}") from None
     rows, quality = run_bench(ctx.spark, ctx.settings, sizes, Path(args.out))
-    print_table(rows, quality)
     results = Path(args.out) / "results.json"
     write_json(rows, quality, results)
     return StepReport("bench", {"results": str(results)})

@@ -19,7 +19,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from userprofile.catalog import CENTRE_COLUMNS, tag_rule_columns
 from userprofile.errors import ConfigError
+from userprofile.rules import unknown_columns_or_syntax
 
 _SPARK_SIZE = re.compile(r"^\d+[kmgt]?$", re.IGNORECASE)
 
@@ -74,6 +76,10 @@ class TablesConfig(StrictModel):
     # Segments per trained model: size, centre in original units, name, stable id, status.
     segment_summary: str = "gold/segment_summary"
     user_profile: str = "gold/user_profile"
+    # Published beside the profile: tag definitions, tag counts and lifecycle flows.
+    tag_dictionary: str = "gold/tag_dictionary"
+    tag_counts: str = "gold/tag_counts"
+    lifecycle_transitions: str = "gold/lifecycle_transitions"
     # anonymous_key -> user_key, learnt from events that carry both (a login).
     silver_identities: str = "silver/identities"
     # One row per ingest micro-batch: counts and the event dates it changed.
@@ -292,6 +298,38 @@ class PropensityConfig(StrictModel):
         return value
 
 
+def _default_rfm_segments() -> list[SegmentRule]:
+    """The usual RFM grid over recency and frequency scores, most specific first."""
+    grid = [
+        ("champions", "r_score >= 4 AND f_score >= 4"),
+        ("loyal", "r_score >= 3 AND f_score >= 4"),
+        ("new customers", "r_score >= 4 AND f_score = 1"),
+        ("potential loyalists", "r_score >= 4"),
+        ("need attention", "r_score = 3 AND f_score >= 2"),
+        ("about to sleep", "r_score = 3"),
+        ("cannot lose them", "f_score = 5"),
+        ("at risk", "f_score >= 3"),
+        ("hibernating", "true"),
+    ]
+    return [SegmentRule(name=n, when=w) for n, w in grid]
+
+
+class RfmConfig(StrictModel):
+    # First matching rule over r_score, f_score, m_score (1-5) names a purchaser's RFM segment.
+    segments: list[SegmentRule] = Field(default_factory=_default_rfm_segments, min_length=1)
+
+
+class RecommendationsConfig(StrictModel):
+    # next_best_categories: this many, by user_weight x own share + the rest x segment share.
+    top_n: int = Field(default=3, ge=1, le=20)
+    user_weight: float = Field(default=0.7, ge=0, le=1)
+
+
+class ClvConfig(StrictModel):
+    # Expected purchases and value (BG/NBD x Gamma-Gamma) are predicted over this many days.
+    horizon_days: int = Field(default=90, ge=1, le=3650)
+
+
 class LifecycleConfig(StrictModel):
     new_days: int = Field(default=30, ge=1)
     active_days: int = Field(default=30, ge=1)
@@ -325,6 +363,9 @@ class Settings(StrictModel):
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     propensity: PropensityConfig = Field(default_factory=PropensityConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    rfm: RfmConfig = Field(default_factory=RfmConfig)
+    clv: ClvConfig = Field(default_factory=ClvConfig)
+    recommendations: RecommendationsConfig = Field(default_factory=RecommendationsConfig)
     tags: list[TagRule] = Field(default_factory=list)
 
     @field_validator("tags")
@@ -359,9 +400,36 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     """Load, merge and validate a config file; raise ConfigError naming file and key."""
     merged, origins = _load_with_parents(Path(path), seen=())
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origins, Path(path))) from None
+    problems = _condition_problems(settings)
+    if problems:
+        lines = [f"{_origin_of(loc, origins) or path}: {text}" for loc, text in problems]
+        raise ConfigError("invalid config: " + "\n  ".join(lines))
+    return settings
+
+
+def _condition_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
+    """Tag rules and segment-name rules that do not parse or name unknown columns."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    tag_columns = tag_rule_columns(settings.features.windows_days)
+    for i, tag in enumerate(settings.tags):
+        why = unknown_columns_or_syntax(tag.rule, tag_columns)
+        if why:
+            problems.append((("tags",), f"tags[{i}].rule (tag '{tag.name}'): {why}"))
+    centre_columns = ["users", *CENTRE_COLUMNS]
+    for i, rule in enumerate(settings.segmentation.names):
+        why = unknown_columns_or_syntax(rule.when, centre_columns)
+        if why:
+            where = f"segmentation.names[{i}].when (segment name '{rule.name}')"
+            problems.append((("segmentation", "names"), f"{where}: {why}"))
+    for i, rule in enumerate(settings.rfm.segments):
+        why = unknown_columns_or_syntax(rule.when, ["r_score", "f_score", "m_score"])
+        if why:
+            where = f"rfm.segments[{i}].when (RFM segment '{rule.name}')"
+            problems.append((("rfm", "segments"), f"{where}: {why}"))
+    return problems
 
 
 def _load_with_parents(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Origins]:

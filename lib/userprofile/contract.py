@@ -91,6 +91,17 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
         "Share of sessions started at night (configurable hours, UTC).",
     ),
     ContractColumn(
+        "category_affinity",
+        T.MapType(T.StringType(), T.DoubleType()),
+        "The user's top categories (last 90 days) and their share of categorised events.",
+    ),
+    ContractColumn(
+        "next_best_categories",
+        T.ArrayType(T.StringType()),
+        "Categories to recommend: the user's affinity blended with the segment's favourites.",
+        False,
+    ),
+    ContractColumn(
         "segment_id",
         T.IntegerType(),
         "Behaviour segment (KMeans); an id keeps its meaning across retrains.",
@@ -102,6 +113,48 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
     ),
     ContractColumn(
         "lifecycle_stage", T.StringType(), "prospect, new, active, at_risk, churned or reactivated."
+    ),
+    ContractColumn(
+        "r_score",
+        T.IntegerType(),
+        "RFM recency score 1-5 (quintiles of days since the last purchase among purchasers; "
+        "5 = most recent); null if never purchased.",
+    ),
+    ContractColumn(
+        "f_score",
+        T.IntegerType(),
+        "RFM frequency score 1-5 (quintiles of purchases among purchasers); null if none.",
+    ),
+    ContractColumn(
+        "m_score",
+        T.IntegerType(),
+        "RFM money score 1-5 (quintiles of net revenue among purchasers); null if none.",
+    ),
+    ContractColumn(
+        "predicted_purchases",
+        T.DoubleType(),
+        "Expected purchase days in the next clv.horizon_days (90) days (BG/NBD); "
+        "null if never purchased.",
+    ),
+    ContractColumn(
+        "probability_alive",
+        T.DoubleType(),
+        "Probability the customer has not silently churned (BG/NBD); null if never purchased.",
+    ),
+    ContractColumn(
+        "expected_spend",
+        T.DoubleType(),
+        "Expected spend per purchase day (Gamma-Gamma); null if never purchased.",
+    ),
+    ContractColumn(
+        "predicted_value",
+        T.DoubleType(),
+        "predicted_purchases x expected_spend: expected revenue over the horizon.",
+    ),
+    ContractColumn(
+        "rfm_segment",
+        T.StringType(),
+        "Named RFM segment (champions, loyal, at risk, hibernating, ...; rules in conf rfm).",
     ),
     ContractColumn(
         "tags",
@@ -130,6 +183,12 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
         False,
     ),
     ContractColumn("run_id", T.StringType(), "Id of the profile run that wrote this row.", False),
+    ContractColumn(
+        "feature_cutoff",
+        T.TimestampType(),
+        "Features used events strictly before this instant (snapshot_date 00:00 UTC).",
+        False,
+    ),
     ContractColumn("computed_at", T.TimestampType(), "When this row was computed (UTC).", False),
     ContractColumn("contract_version", T.IntegerType(), "Version of this schema.", False),
 )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from userprofile.catalog import WINDOWED_MEASURES, windowed_columns
 from userprofile.errors import MissingColumnError
 
 EVENT_COLUMNS = (
@@ -29,19 +30,6 @@ EVENT_COLUMNS = (
     "channel",
 )
 USER_COLUMNS = ("user_key", "age", "gender", "region", "signup_date")
-# Per-window counts; each becomes `<name>_<w>d` and `<name>_total`.
-WINDOWED_MEASURES = (
-    "events",
-    "sessions",
-    "active_days",
-    "product_views",
-    "searches",
-    "carts",
-    "orders",
-    "items",
-    "cancels",
-    "revenue",
-)
 # Per-session habits, summed over the user's lifetime (not windowed).
 HABIT_COUNTS = (
     "mobile",
@@ -75,12 +63,6 @@ def require_columns(df: DataFrame, columns: tuple[str, ...], where: str) -> None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise MissingColumnError(where, missing)
-
-
-def feature_columns(windows_days: list[int]) -> list[str]:
-    """Names of the windowed measures, in output order."""
-    suffixes = [f"{w}d" for w in windows_days] + ["total"]
-    return [f"{m}_{s}" for m in WINDOWED_MEASURES for s in suffixes]
 
 
 def user_features(
@@ -183,6 +165,7 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         F.min(F.when(bought, date)).alias("first_purchase_date"),
         F.max(F.when(bought, date)).alias("last_purchase_date"),
         F.max(F.when(bought & (date < recent_start), date)).alias("last_purchase_before_30d"),
+        F.sum(bought.cast("int")).alias("purchase_days_total"),
         *[F.sum(c).alias(f"{c}_total") for c in HABIT_COUNTS],
     )
 
@@ -249,7 +232,7 @@ def _ratio(numerator: str, denominator: str) -> Column:
 
 def _finish(joined: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataFrame:
     habit_totals = [f"{c}_total" for c in HABIT_COUNTS]
-    zero_filled = [*feature_columns(windows_days), "events_prev_30d", "revenue_prev_30d"]
+    zero_filled = [*windowed_columns(windows_days), "events_prev_30d", "revenue_prev_30d"]
     counts = {c: F.coalesce(F.col(c), F.lit(0)) for c in (*zero_filled, *habit_totals)}
     first_seen = F.least("signup_date", "first_event_date")
     return (
@@ -258,13 +241,14 @@ def _finish(joined: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         .select(
             "user_key",
             F.lit(as_of).alias("snapshot_date"),
-            *feature_columns(windows_days),
+            *windowed_columns(windows_days),
             _days_since("last_event_date", as_of).alias("recency_days"),
             _days_since("last_purchase_date", as_of).alias("days_since_last_purchase"),
             _days_since("first_purchase_date", as_of).alias("days_since_first_purchase"),
             _days_since("last_purchase_before_30d", as_of).alias("days_since_purchase_before_30d"),
             F.datediff(F.lit(as_of), first_seen).alias("tenure_days"),
             _days_since("first_event_date", as_of).alias("days_since_first_event"),
+            F.coalesce("purchase_days_total", F.lit(0)).alias("purchase_days_total"),
             F.round(_ratio("revenue_total", "orders_total"), 2).alias("avg_order_value"),
             F.round(_ratio("revenue_90d", "orders_90d"), 2).alias("avg_order_value_90d"),
             F.round(_ratio("price_sum_total", "priced_events_total"), 2).alias("avg_item_price"),

@@ -73,6 +73,7 @@ def assemble_profile(
             F.lit(segmentation_version).alias("segmentation_model_version"),
             F.lit(propensity_version).alias("propensity_model_version"),
             F.lit(run_id).alias("run_id"),
+            F.col("snapshot_date").cast("timestamp").alias("feature_cutoff"),
             F.lit(computed_at).alias("computed_at"),
             F.lit(PROFILE_CONTRACT_VERSION).alias("contract_version"),
         )

@@ -23,10 +23,11 @@ from pyspark.ml.feature import SQLTransformer, StandardScalerModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from userprofile.catalog import CENTRE_COLUMNS
 from userprofile.config import SegmentationConfig, SegmentRule
 from userprofile.errors import ConfigError
 from userprofile.models import ModelInput, as_is, capped_days, input_columns, preparation_stages
-from userprofile.rules import analysis_error
+from userprofile.rules import analysis_error, first_matching
 
 PREFIX = "seg"
 SEGMENT_INPUTS: tuple[ModelInput, ...] = (
@@ -38,22 +39,6 @@ SEGMENT_INPUTS: tuple[ModelInput, ...] = (
     as_is("activity_trend"),
     capped_days("recency_days"),
     capped_days("tenure_days"),
-)
-# A segment's centre in original units: the median of each of these over its users.
-CENTRE_COLUMNS = (
-    "orders_90d",
-    "revenue_90d",
-    "sessions_90d",
-    "recency_days",
-    "days_since_last_purchase",
-    "tenure_days",
-    "avg_item_price",
-    "avg_order_value",
-    "orders_per_session",
-    "search_share",
-    "mobile_share",
-    "night_share",
-    "activity_trend",
 )
 STATUS_NEW, STATUS_KEPT, STATUS_MOVED, STATUS_RETIRED = "new", "kept", "moved", "retired"
 # A cluster further than this many times `moved_distance` from every free previous segment
@@ -200,10 +185,7 @@ def centres_in_original_units(scored: DataFrame) -> DataFrame:
 
 def naming_expression(rules: list[SegmentRule]) -> Column:
     """The name of the first rule whose condition holds for a centre row."""
-    name: Column = F.lit(None).cast("string")
-    for rule in reversed(rules):
-        name = F.when(F.coalesce(F.expr(rule.when), F.lit(False)), F.lit(rule.name)).otherwise(name)
-    return name
+    return first_matching([(r.name, r.when) for r in rules])
 
 
 def check_naming_rules(spark: SparkSession, rules: list[SegmentRule]) -> None:

@@ -182,3 +182,19 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     return bool(file_system.exists(hadoop_path))
+
+
+def sql_name(table: TableRef) -> str:
+    """How Spark SQL names the table: the catalog name or delta.`path`."""
+    return table.name if table.name is not None else f"delta.`{table.path}`"
+
+
+def ensure_properties(spark: SparkSession, table: TableRef, properties: dict[str, str]) -> None:
+    """Set table properties that differ (no commit when they are already set)."""
+    current = {
+        r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {sql_name(table)}").collect()
+    }
+    changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if changed:
+        pairs = ", ".join(f"'{k}' = '{v.replace(chr(39), '')}'" for k, v in changed.items())
+        spark.sql(f"ALTER TABLE {sql_name(table)} SET TBLPROPERTIES ({pairs})")

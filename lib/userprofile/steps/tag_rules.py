@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from userprofile.config import TagRule
 from userprofile.errors import ConfigError
-from userprofile.rules import analysis_error
+from userprofile.rules import analysis_error, referenced_columns
 
 
 def check_tag_rules(spark: SparkSession, features: DataFrame, rules: list[TagRule]) -> None:
@@ -18,3 +18,8 @@ def check_tag_rules(spark: SparkSession, features: DataFrame, rules: list[TagRul
                 f"tags: rule of tag '{rule.name}' is not a valid expression over "
                 f"user features: {error}"
             )
+
+
+def rules_over(rules: list[TagRule], columns: list[str]) -> list[TagRule]:
+    """The rules that read only ``columns`` (e.g. not model scores, before scoring)."""
+    return [r for r in rules if referenced_columns(r.rule) <= set(columns)]

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from userprofile import propensity as prop
 from userprofile import segmentation as seg
 from userprofile import tables
+from userprofile.catalog import CENTRE_COLUMNS
 from userprofile.errors import LeakageError, MissingInputError
 from userprofile.features import purchase_labels, with_labels
 from userprofile.models import right_sized
@@ -29,7 +30,7 @@ from userprofile.profile import tags
 from userprofile.steps import tracking
 from userprofile.steps.common import RunContext, StepReport, Stopwatch
 from userprofile.steps.features import compute_features, stitched_events
-from userprofile.steps.tag_rules import check_tag_rules
+from userprofile.steps.tag_rules import check_tag_rules, rules_over
 
 METRICS_COLUMNS = (
     "run_id string, snapshot_date date, training_snapshot date, model string, "
@@ -83,7 +84,7 @@ def run_train(ctx: RunContext, as_of: dt.date) -> StepReport:
     clock = Stopwatch()
     seg.check_naming_rules(ctx.spark, ctx.settings.segmentation.names)
     snapshot = ctx.read("user_features").where(F.col("snapshot_date") == F.lit(as_of))
-    check_tag_rules(ctx.spark, snapshot, ctx.settings.tags)
+    check_tag_rules(ctx.spark, snapshot, rules_over(ctx.settings.tags, snapshot.columns))
     if snapshot.limit(1).count() == 0:
         raise MissingInputError(
             f"user_features has no rows for snapshot {as_of}: "
@@ -116,7 +117,7 @@ def _train_segmentation(
     cfg = ctx.settings.segmentation
     prep = seg.preparation().fit(snapshot)
     users = snapshot.count()
-    columns = (f"{seg.PREFIX}_scaled", *seg.CENTRE_COLUMNS)
+    columns = (f"{seg.PREFIX}_scaled", *CENTRE_COLUMNS)
     prepared = right_sized(prep.transform(snapshot).select(*columns), users).cache()
     share = min(1.0, cfg.sample_size / users)
     sample = right_sized(prepared.sample(fraction=share, seed=cfg.seed), int(users * share)).cache()
@@ -142,7 +143,7 @@ def _train_segmentation(
     rule_names = {i: r["rule_name"] for i, r in by_cluster.items()}
     segments = seg.name_segments(matched, rule_names)
     centres = {
-        s.segment_id: {c: _number(by_cluster[s.cluster_index][c]) for c in seg.CENTRE_COLUMNS}
+        s.segment_id: {c: _number(by_cluster[s.cluster_index][c]) for c in CENTRE_COLUMNS}
         for s in segments
         if s.cluster_index is not None
     }
@@ -350,10 +351,13 @@ def _add_group_lift(
     ctx: RunContext, labelled: DataFrame, segmentation: PipelineModel, metrics: Metrics
 ) -> None:
     """P(purchase | tag or segment) against P(purchase) on the training snapshot."""
-    grouped = seg.score_segments(segmentation, labelled).select(
+    segmented = seg.score_segments(segmentation, labelled)
+    # Tags over scores (e.g. propensity deciles) do not exist on the training snapshot.
+    rules = rules_over(ctx.settings.tags, segmented.columns)
+    grouped = segmented.select(
         prop.LABEL,
         F.concat(F.lit("segment="), F.col("segment_id").cast("string")).alias("segment"),
-        tags(ctx.settings.tags).alias("tags"),
+        tags(rules).alias("tags"),
     )
     groups = grouped.select(
         prop.LABEL,

@@ -1,4 +1,4 @@
-"""Entry point for `spark-submit jobs/profile.py --conf PATH [--as-of YYYY-MM-DD]`.
+"""Entry point for `spark-submit jobs/build_profile.py --conf PATH [--as-of YYYY-MM-DD]`.
 
 The same `main` as `userprofile profile` (needs the userprofile package installed
 or shipped with --py-files).
