@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
@@ -285,3 +286,36 @@ def test_lookup_explains_a_profile(
         assert f"tag {tag.name}" in printed
         assert f"{verdict}: {tag.rule}" in printed
     assert main(["lookup", "nobody", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 1
+
+
+def _runs(conf: Path) -> pd.DataFrame:
+    path = Path(load_settings(conf).storage.warehouse) / "ops" / "pipeline_runs"
+    return DeltaTable(str(path)).to_pandas()
+
+
+def test_backfill_skips_completed_dates(
+    profile_path: str, conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day_before = AS_OF - dt.timedelta(days=1)
+    succeeded = _runs(conf)
+    assert AS_OF in set(succeeded[succeeded.status == "succeeded"].as_of)
+    backfill = ["pipeline", "--conf", str(conf), "--from", day_before.isoformat()]
+    assert main([*backfill, "--to", AS_OF.isoformat()]) == 0
+    assert f"already complete (use --force)  {AS_OF}" in capsys.readouterr().out
+    runs = _runs(conf)
+    (new,) = runs[runs.as_of == day_before].itertuples()
+    assert new.status == "succeeded"
+    assert list(new.steps) == ["ingest", "features", "train", "profile"]
+    assert {step for step, _ in new.step_seconds} == set(new.steps)
+    assert main([*backfill, "--to", AS_OF.isoformat()]) == 0
+    assert len(_runs(conf)) == len(runs)  # nothing left to do: nothing recorded
+
+
+def test_a_failed_run_is_recorded(profile_path: str, conf: Path) -> None:
+    # No history 30 days before 2026-01-20: training refuses, after features succeeded.
+    assert main(["pipeline", "--conf", str(conf), "--as-of", "2026-01-20"]) == 1
+    runs = _runs(conf)
+    (failed,) = runs[runs.as_of == dt.date(2026, 1, 20)].itertuples()
+    assert failed.status == "failed"
+    assert list(failed.steps) == ["ingest", "features"]
+    assert "no events before 2025-12-21" in failed.error

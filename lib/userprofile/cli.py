@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
             _add_erase_arguments(sub)
         if name == "export":
             _add_export_arguments(sub)
+        if name == "pipeline":
+            sub.add_argument(
+                "--from",
+                dest="from_date",
+                type=parse_date,
+                metavar="YYYY-MM-DD",
+                help="backfill: every date from this one to --to (default --as-of), in order",
+            )
+            sub.add_argument("--to", dest="to_date", type=parse_date, metavar="YYYY-MM-DD")
+            sub.add_argument(
+                "--force", action="store_true", help="with --from: also redo completed dates"
+            )
         if name == "lookup":
             sub.add_argument("user", metavar="USER_ID", help="raw user id (as in the logs)")
             sub.add_argument(
@@ -185,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     as_of: dt.date = args.as_of or dt.datetime.now(dt.timezone.utc).date()
+    last = getattr(args, "to_date", None) or as_of
+    if getattr(args, "from_date", None) is not None and args.from_date > last:
+        return _fail(f"--from {args.from_date} is after --to {last}", 2)
     try:
         return _run(args, settings, as_of)
     except ConfigError as exc:
@@ -223,7 +238,7 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
     from userprofile.steps.features import run_features
     from userprofile.steps.generate import run_generate
     from userprofile.steps.ingest import run_ingest
-    from userprofile.steps.pipeline import run_pipeline
+    from userprofile.steps.pipeline import run_pipeline, run_range
     from userprofile.steps.profile import run_profile
     from userprofile.steps.train import run_train
 
@@ -233,7 +248,11 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
         "features": lambda ctx, d: [run_features(ctx, d)],
         "train": lambda ctx, d: [run_train(ctx, d)],
         "profile": lambda ctx, d: [run_profile(ctx, d)],
-        "pipeline": run_pipeline,
+        "pipeline": lambda ctx, d: (
+            run_range(ctx, args.from_date, args.to_date or d, args.force)
+            if args.from_date is not None
+            else run_pipeline(ctx, d)
+        ),
         "evaluate": lambda ctx, d: [run_evaluate(ctx, d)],
         "export": lambda ctx, d: [
             run_export(ctx, d, _audience(args), args.out, args.format, args.reidentify_from)

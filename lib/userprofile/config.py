@@ -82,6 +82,8 @@ class TablesConfig(StrictModel):
     lifecycle_transitions: str = "gold/lifecycle_transitions"
     # anonymous_key -> user_key, learnt from events that carry both (a login).
     silver_identities: str = "silver/identities"
+    # One row per pipeline run and snapshot date: status, steps, counts, durations, error.
+    pipeline_runs: str = "ops/pipeline_runs"
     # One row per ingest micro-batch: counts and the event dates it changed.
     ingest_log: str = "ops/ingest_log"
     # Erasure: the audit of requests and the suppression list that keeps erased users out.
