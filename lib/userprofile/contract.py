@@ -196,15 +196,6 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
 PROFILE_PARTITION_COLUMN = "snapshot_date"
 
 
-def profile_schema() -> T.StructType:
-    return T.StructType(
-        [
-            T.StructField(c.name, c.data_type, c.nullable, {"comment": c.description})
-            for c in PROFILE_COLUMNS
-        ]
-    )
-
-
 def conform_to_profile_contract(profile: DataFrame) -> DataFrame:
     """Select and cast the contract's columns in order; fail with the names of any missing."""
     missing = [c.name for c in PROFILE_COLUMNS if c.name not in profile.columns]
