@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory check-prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[spark,dev]'
 	@touch $@
 
 setup: $(VENV)/.installed

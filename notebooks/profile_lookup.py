@@ -1,40 +1,39 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # Look up user profiles
+# MAGIC # Look up a user's profile
 # MAGIC
 # MAGIC | widget | meaning |
 # MAGIC |---|---|
 # MAGIC | `conf` | config file naming the tables |
 # MAGIC | `snapshot_date` | `YYYY-MM-DD`; empty means the newest snapshot |
-# MAGIC | `user_key` | pseudonymous key; empty shows segment and lifecycle counts instead |
+# MAGIC | `user` | a raw user id (needs the pseudonymisation key) or a `user_key` |
+# MAGIC | `id_kind` | `raw user id` or `user_key` |
+# MAGIC
+# MAGIC Prints the profile with each tag's rule, its verdict and the values it read, the
+# MAGIC lifecycle rule in words, RFM, value and provenance (`userprofile lookup`).
 
 # COMMAND ----------
 
-dbutils.widgets.text("conf", "conf/databricks.yaml")  # type: ignore[name-defined]  # noqa: F821
-dbutils.widgets.text("snapshot_date", "")  # type: ignore[name-defined]  # noqa: F821
-dbutils.widgets.text("user_key", "")  # type: ignore[name-defined]  # noqa: F821
-conf = dbutils.widgets.get("conf")  # type: ignore[name-defined]  # noqa: F821
-snapshot_date = dbutils.widgets.get("snapshot_date")  # type: ignore[name-defined]  # noqa: F821
-user_key = dbutils.widgets.get("user_key")  # type: ignore[name-defined]  # noqa: F821
+dbutils.widgets.text("conf", "../conf/databricks.yaml")
+dbutils.widgets.text("snapshot_date", "")
+dbutils.widgets.text("user", "")
+dbutils.widgets.dropdown("id_kind", "raw user id", ["raw user id", "user_key"])
+conf = dbutils.widgets.get("conf")
+snapshot_date = dbutils.widgets.get("snapshot_date")
+user = dbutils.widgets.get("user")
+pseudonymous = dbutils.widgets.get("id_kind") == "user_key"
 
 # COMMAND ----------
 
-from pyspark.sql import functions as F
-
-from userprofile import tables
+from userprofile.cli import main
 from userprofile.config import load_settings
 from userprofile.session import get_spark
+from userprofile.steps.common import RunContext
+from userprofile.steps.report import newest_snapshot
 
+assert user, "set the `user` widget to a user id or user_key"
 settings = load_settings(conf)
-spark = get_spark(settings)
-profile = tables.read(spark, tables.resolve(settings, "user_profile"))
-if not snapshot_date:
-    snapshot_date = str(profile.agg(F.max("snapshot_date")).first()[0])
-snapshot = profile.where(F.col("snapshot_date") == F.lit(snapshot_date))
-
-# COMMAND ----------
-
-if user_key:
-    snapshot.where(F.col("user_key") == user_key).show(vertical=True, truncate=False)
-else:
-    snapshot.groupBy("segment_id", "lifecycle_stage").count().orderBy("segment_id").show(50)
+as_of = snapshot_date or str(newest_snapshot(RunContext(get_spark(settings), settings)))
+args = ["lookup", user, "--conf", conf, "--as-of", as_of]
+exit_code = main(args + (["--pseudonymous"] if pseudonymous else []))
+assert exit_code == 0, f"lookup failed with exit code {exit_code}; see the message above"

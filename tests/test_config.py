@@ -15,16 +15,27 @@ from tests.helpers import REPO, write_conf
 from userprofile.config import load_settings, pseudonym_key
 from userprofile.errors import ConfigError
 
+# What the bundle's job cluster sets for conf/databricks.yaml (see tests/test_bundle.py).
+DATABRICKS_ENV = {
+    "USERPROFILE_CATALOG": "main",
+    "USERPROFILE_SCHEMA": "userprofile",
+    "USERPROFILE_VOLUME": "files",
+}
 
-@pytest.mark.parametrize("name", ["local.yaml", "cluster.example.yaml", "databricks.example.yaml"])
-def test_shipped_configs_load(name: str) -> None:
+
+@pytest.mark.parametrize("name", ["local.yaml", "cluster.example.yaml", "databricks.yaml"])
+def test_shipped_configs_load(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in DATABRICKS_ENV.items():
+        monkeypatch.setenv(var, value)
     settings = load_settings(REPO / "conf" / name)
     assert settings.propensity.label_days == 30
     assert {t.name for t in settings.tags} >= {"high_value", "churn_risk"}
 
 
-def test_environment_file_overrides_base() -> None:
-    settings = load_settings(REPO / "conf" / "databricks.example.yaml")
+def test_environment_file_overrides_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in DATABRICKS_ENV.items():
+        monkeypatch.setenv(var, value)
+    settings = load_settings(REPO / "conf" / "databricks.yaml")
     assert settings.environment == "databricks"
     assert settings.tables.user_profile == "main.userprofile.user_profile"
     assert settings.spark.shuffle_partitions == 200
@@ -202,4 +213,36 @@ def test_segment_name_rules_are_checked_at_load(tmp_path: Path) -> None:
         },
     )
     with pytest.raises(ConfigError, match=r"seg\.yaml: segmentation\.names\[0\]\.when"):
+        load_settings(conf)
+
+
+def test_environment_references_are_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = write_conf(
+        tmp_path / "env.yaml",
+        {
+            "extends": str(REPO / "conf" / "base.yaml"),
+            "tables": {"user_profile": "${UP_CATALOG:-main}.${UP_SCHEMA}.user_profile"},
+            "storage": {"reports": "/Volumes/${UP_CATALOG:-main}/x/reports"},
+        },
+    )
+    monkeypatch.setenv("UP_SCHEMA", "crm")
+    monkeypatch.delenv("UP_CATALOG", raising=False)
+    assert load_settings(conf).tables.user_profile == "main.crm.user_profile"
+    monkeypatch.setenv("UP_CATALOG", "prod")
+    settings = load_settings(conf)
+    assert settings.tables.user_profile == "prod.crm.user_profile"
+    assert settings.storage.reports == "/Volumes/prod/x/reports"
+
+
+def test_unset_environment_reference_names_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = write_conf(
+        tmp_path / "env.yaml",
+        {"extends": str(REPO / "conf" / "base.yaml"), "tables": {"user_profile": "${UP_NOPE}.t"}},
+    )
+    monkeypatch.delenv("UP_NOPE", raising=False)
+    with pytest.raises(ConfigError, match=r"env\.yaml: tables\.user_profile: .*UP_NOPE is not set"):
         load_settings(conf)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from matplotlib.figure import Figure
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from tests.helpers import TEST_KEY, conf_document, write_conf
+from tests.helpers import REPO, TEST_KEY, conf_document, write_conf
+from tests.notebooks import run_notebook
 from userprofile.cli import main
 from userprofile.config import load_settings
 from userprofile.contract import PROFILE_COLUMNS
@@ -319,3 +321,99 @@ def test_a_failed_run_is_recorded(profile_path: str, conf: Path) -> None:
     assert failed.status == "failed"
     assert list(failed.steps) == ["ingest", "features"]
     assert "no events before 2025-12-21" in failed.error
+
+
+def _section(page: str, anchor: str) -> str:
+    match = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    assert match, f"report has no section {anchor!r}"
+    return match.group(1)
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)
+    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows if "<td>" in row]
+
+
+def test_report_shows_the_snapshot_and_its_drift(profile_path: str, conf: Path) -> None:
+    # An earlier snapshot to compare with (a no-op if an earlier test already made it).
+    backfill = ["pipeline", "--conf", str(conf), "--from", EARLIER.isoformat()]
+    assert main([*backfill, "--to", EARLIER.isoformat()]) == 0
+    assert main(["report", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
+    settings = load_settings(conf)
+    page = (Path(settings.storage.reports) / f"user_profile_report_{AS_OF}.html").read_text()
+
+    profile = DeltaTable(profile_path).to_pandas()
+    current = profile[profile.snapshot_date == AS_OF]
+    segments = {
+        int(r[0]): int(r[2].replace(",", "")) for r in _table_rows(_section(page, "segments"))
+    }
+    assert segments == current.segment_id.value_counts().to_dict()
+
+    tags = DeltaTable(str(Path(profile_path).parent / "tag_counts")).to_pandas()
+    expected_tags = tags[tags.snapshot_date == AS_OF].set_index("tag").users.to_dict()
+    shown_tags = {r[0]: int(r[1].replace(",", "")) for r in _table_rows(_section(page, "tags"))}
+    assert shown_tags == expected_tags
+
+    warehouse = Path(settings.storage.warehouse)
+    quarantine = DeltaTable(str(warehouse / "bronze" / "quarantine")).to_pandas()
+    quality = _section(page, "data-quality")
+    for code, rows in quarantine.reason_code.value_counts().items():
+        assert f"<td>{code}</td>" in quality
+        assert any(r[0] == code and r[-1] == f"{rows:,}" for r in _table_rows(quality))
+
+    previous = max(d for d in profile.snapshot_date if d < AS_OF)
+    assert f"Compared with snapshot {previous}" in _section(page, "drift")
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 8
+    assert not re.search(r'(src|href)="(http|//)', page)  # self-contained: opens offline
+
+
+def test_training_is_skipped_while_the_model_is_recent(
+    profile_path: str, conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = Path(profile_path).parent / "model_metrics"
+    runs_before = set(DeltaTable(str(metrics)).to_pandas().run_id)
+    train = ["train", "--conf", str(conf), "--as-of", AS_OF.isoformat()]
+    assert main([*train, "--retrain-after-days", "7"]) == 0
+    assert "reused model version" in capsys.readouterr().out
+    assert set(DeltaTable(str(metrics)).to_pandas().run_id) == runs_before
+
+
+# Notebooks run last: the pipeline notebook adds a snapshot after AS_OF.
+NOTEBOOKS = REPO / "notebooks"
+
+
+def test_explore_notebook_draws_the_snapshot(profile_path: str, conf: Path) -> None:
+    ns = run_notebook(
+        NOTEBOOKS / "explore_segments.py", {"conf": str(conf), "snapshot_date": str(AS_OF)}
+    )
+    assert ns["as_of"] == AS_OF
+    profile = DeltaTable(profile_path).to_pandas()
+    counts = profile[profile.snapshot_date == AS_OF].segment_id.value_counts()
+    shown = ns["data"].segments.set_index("segment_id").users
+    assert shown.to_dict() == counts.to_dict()
+    for name in ("segments_figure", "projection_figure", "propensity_figure", "lifecycle_figure"):
+        assert isinstance(ns[name], Figure), name
+    # One scatter per segment plus its mean marker.
+    assert len(ns["projection_figure"].axes[0].collections) == 2 * len(counts)
+    assert ns["drift_table"], "an earlier snapshot exists, so drift is computed"
+
+
+def test_lookup_notebook_explains_a_user(
+    profile_path: str, conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    widgets = {"conf": str(conf), "snapshot_date": str(AS_OF), "user": "U000000007"}
+    run_notebook(NOTEBOOKS / "profile_lookup.py", widgets)
+    printed = capsys.readouterr().out
+    assert all(f"tag {tag.name}" in printed for tag in load_settings(conf).tags)
+    with pytest.raises(AssertionError, match="lookup failed"):
+        run_notebook(NOTEBOOKS / "profile_lookup.py", {**widgets, "user": "nobody"})
+
+
+def test_pipeline_notebook_runs_a_new_date(profile_path: str, conf: Path) -> None:
+    day = AS_OF + dt.timedelta(days=1)
+    widgets = {"conf": str(conf), "as_of": str(day), "retrain_after_days": "7"}
+    ns = run_notebook(NOTEBOOKS / "run_pipeline.py", widgets)
+    assert ns["latest_run"].status == "succeeded"
+    assert list(ns["latest_run"].steps) == ["ingest", "features", "train", "profile"]
+    assert "reused model version" in ns["latest_run"].step_rows["train"]
+    assert snapshot_rows(profile_path, day) == USERS

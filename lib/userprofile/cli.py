@@ -13,7 +13,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from userprofile import __version__
 from userprofile.config import Settings, load_settings
@@ -31,13 +31,14 @@ STEPS = (
     "train",
     "profile",
     "pipeline",
+    "report",
     "evaluate",
     "export",
     "lookup",
     "erase",
     "bench",
 )
-NEEDS_AS_OF = ("features", "train", "profile", "pipeline", "evaluate")
+NEEDS_AS_OF = ("features", "train", "profile", "pipeline", "report", "evaluate")
 
 
 def parse_date(text: str) -> dt.date:
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "fit KMeans segmentation and purchase-propensity models",
         "profile": "score the snapshot and write its user_profile partition",
         "pipeline": "ingest, features, train and profile for the snapshot date",
+        "report": "write a self-contained HTML report of the snapshot (figures inside)",
         "evaluate": "compare segments and propensity with the generator's planted truth",
         "export": "write an audience (tags, segments, lifecycle, decile) as CSV or Parquet",
         "lookup": "print one user's profile and why: tag rules, lifecycle, segment",
@@ -92,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
             _add_erase_arguments(sub)
         if name == "export":
             _add_export_arguments(sub)
+        if name in ("train", "pipeline"):
+            sub.add_argument(
+                "--retrain-after-days",
+                type=int,
+                default=0,
+                metavar="N",
+                help="reuse the newest model unless it is N or more days older than the "
+                "snapshot (default 0: always train)",
+            )
+        if name == "report":
+            sub.add_argument(
+                "--out",
+                metavar="DIR",
+                help="folder for the report (default: storage.reports of the config)",
+            )
         if name == "pipeline":
             sub.add_argument(
                 "--from",
@@ -188,6 +205,7 @@ def _erase_request(args: argparse.Namespace) -> tuple[list[str], int | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     if not args.verbose:
         # PySpark logs every analysis error in full (plan + JVM stack) before raising it.
         for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
@@ -214,16 +232,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings, as_of: dt.date) -> int:
-    from pyspark.sql import SparkSession
+    from userprofile.session import get_spark, owns_session
+    from userprofile.steps.common import RunContext, logged
 
-    from userprofile.session import get_spark
-    from userprofile.steps.common import RunContext
-
-    reuse = SparkSession.getActiveSession() is not None
+    reuse = not owns_session()
     spark = get_spark(settings)
     try:
         ctx = RunContext(spark, settings)
-        reports = _step_runner(args)(ctx, as_of)
+        runner = _step_runner(args)
+        if args.step == "pipeline":  # logs each of its steps
+            reports = runner(ctx, as_of)
+        else:
+            reports = [logged(spark, args.step, lambda: runner(ctx, as_of)[0])]
         print_summary(ctx, args.step, as_of, reports)
     finally:
         if not reuse:  # never stop a session we were handed (Databricks, notebooks)
@@ -240,19 +260,21 @@ def _step_runner(args: argparse.Namespace) -> Callable[[RunContext, dt.date], li
     from userprofile.steps.ingest import run_ingest
     from userprofile.steps.pipeline import run_pipeline, run_range
     from userprofile.steps.profile import run_profile
+    from userprofile.steps.report import run_report
     from userprofile.steps.train import run_train
 
     runners: dict[str, Callable[[RunContext, dt.date], list[StepReport]]] = {
         "generate": lambda ctx, _: [run_generate(ctx, args.skip_existing)],
         "ingest": lambda ctx, _: [run_ingest(ctx)],
         "features": lambda ctx, d: [run_features(ctx, d)],
-        "train": lambda ctx, d: [run_train(ctx, d)],
+        "train": lambda ctx, d: [run_train(ctx, d, args.retrain_after_days)],
         "profile": lambda ctx, d: [run_profile(ctx, d)],
         "pipeline": lambda ctx, d: (
-            run_range(ctx, args.from_date, args.to_date or d, args.force)
+            run_range(ctx, args.from_date, args.to_date or d, args.force, args.retrain_after_days)
             if args.from_date is not None
-            else run_pipeline(ctx, d)
+            else run_pipeline(ctx, d, args.retrain_after_days)
         ),
+        "report": lambda ctx, d: [run_report(ctx, d, args.out)],
         "evaluate": lambda ctx, d: [run_evaluate(ctx, d)],
         "export": lambda ctx, d: [
             run_export(ctx, d, _audience(args), args.out, args.format, args.reidentify_from)
@@ -284,6 +306,9 @@ def _bench(ctx: RunContext, args: argparse.Namespace) -> StepReport:
 def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[StepReport]) -> None:
     snapshot = f" (snapshot {as_of})" if step in NEEDS_AS_OF else ""
     print(f"\nuserprofile {step}{snapshot}: run {ctx.run_id}")
+    for line in summary_table(reports):
+        print(f"  {line}")
+    print()
     width = max((len(k) for r in reports for k in r.rows), default=10)
     for report in reports:
         print(f"  {report.step} ({report.seconds:.1f} s)")
@@ -291,6 +316,45 @@ def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[Step
             print(f"    {key:<{width}}  {value}")
     if step in ("profile", "pipeline"):
         print(f"  user_profile table: {ctx.table('user_profile')}")
+
+
+def summary_table(reports: list[StepReport]) -> list[str]:
+    """One line per step: seconds, rows in, rows out, quarantined; a total for several."""
+
+    def cell(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
+    lines = [f"{'step':<10} {'seconds':>8} {'rows in':>12} {'rows out':>12} {'quarantined':>12}"]
+    for r in reports:
+        counts = f"{cell(r.rows_in):>12} {cell(r.rows_out):>12} {cell(r.quarantined):>12}"
+        lines.append(f"{r.step:<10} {r.seconds:>8.1f} {counts}")
+    if len(reports) > 1:
+        lines.append(f"{'total':<10} {sum(r.seconds for r in reports):>8.1f}")
+    return lines
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in stubs
+    """Writes to whatever ``sys.stderr`` is now (notebooks and tests replace it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """Progress lines (`HH:MM:SS step: ...`) on stderr, unless the host configured logging."""
+    logger = logging.getLogger("userprofile")
+    if logger.handlers:
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _fail(message: str, code: int, verbose: bool = False) -> int:

@@ -57,6 +57,8 @@ class StorageConfig(StrictModel):
     checkpoints: str = "data/checkpoints"
     # Written by `userprofile generate` for evaluation only; the pipeline never reads it.
     ground_truth: str = "data/ground_truth"
+    # HTML reports written by `userprofile report` (a local or mounted path: /dbfs, /Volumes).
+    reports: str = "data/reports"
 
 
 class TablesConfig(StrictModel):
@@ -470,7 +472,35 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: top level must be a mapping of keys, got {type(document).__name__}"
         )
-    return document
+    expanded: dict[str, Any] = _expand_env(document, path, ())
+    return expanded
+
+
+# ${NAME} or ${NAME:-default}: lets one file serve several deployments (bundle targets).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(node: Any, path: Path, key: tuple[str, ...]) -> Any:
+    """Replace environment references in string values; unset ones name the key."""
+    if isinstance(node, Mapping):
+        return {k: _expand_env(v, path, (*key, str(k))) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, path, (*key, f"[{i}]")) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def value_of(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None and default is None:
+            dotted = ".".join(key).replace(".[", "[")
+            raise ConfigError(
+                f"{path}: {dotted}: environment variable {name} is not set "
+                f"(use ${{{name}:-default}} for a default)"
+            )
+        return value if value is not None else default
+
+    return ENV_REFERENCE.sub(value_of, node)
 
 
 def _leaf_paths(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

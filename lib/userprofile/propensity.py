@@ -280,6 +280,30 @@ def lift_by_decile(scored: DataFrame, score_col: str) -> list[tuple[int, int, in
     return result
 
 
+def roc_points(scored: DataFrame, score_col: str, bins: int = 100) -> list[tuple[float, float]]:
+    """(false positive rate, true positive rate) at each of ``bins`` probability cuts.
+
+    One aggregation: positives and negatives per equal-width score bin (at most
+    ``bins`` rows reach the driver), accumulated from the highest bin down.
+    """
+    binned = F.least(F.floor(F.col(score_col) * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        scored.groupBy(binned.alias("bin"))
+        .agg(
+            F.sum((F.col(LABEL) > 0).cast("long")).alias("pos"),
+            F.sum((F.col(LABEL) <= 0).cast("long")).alias("neg"),
+        )
+        .collect()
+    )
+    positives = sum(r["pos"] for r in rows) or 1
+    negatives = sum(r["neg"] for r in rows) or 1
+    points, tp, fp = [(0.0, 0.0)], 0, 0
+    for r in sorted(rows, key=lambda r: -r["bin"]):
+        tp, fp = tp + r["pos"], fp + r["neg"]
+        points.append((fp / negatives, tp / positives))
+    return points
+
+
 def coefficients(lr: LogisticRegressionModel, names: list[str]) -> dict[str, float]:
     """Coefficient per input (standardised units: comparable across inputs)."""
     values = lr.coefficients.toArray()

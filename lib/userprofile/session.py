@@ -27,12 +27,24 @@ def get_spark(settings: Settings) -> SparkSession:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is None and _launched_by_spark_submit():
+    if active is None and (_launched_by_spark_submit() or on_databricks()):
         active = SparkSession.builder.appName(settings.spark.app_name).getOrCreate()
     if active is not None:
         _apply_runtime_settings(active, settings)
         return active
     return _local_session(settings)
+
+
+def on_databricks() -> bool:
+    """A Databricks runtime (job task or notebook): the session belongs to the cluster."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def owns_session() -> bool:
+    """Whether this process may stop the session when done (not a notebook's or a cluster's)."""
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() is None and not on_databricks()
 
 
 def _launched_by_spark_submit() -> bool:

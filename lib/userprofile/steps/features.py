@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from userprofile import tables
 from userprofile.features import user_features
@@ -35,5 +36,10 @@ def run_features(ctx: RunContext, as_of: dt.date) -> StepReport:
     tables.replace_partition(
         compute_features(ctx, as_of), target, "snapshot_date", as_of, add_columns=True
     )
-    rows = tables.read(ctx.spark, target).where(f"snapshot_date = DATE'{as_of}'").count()
-    return StepReport("features", {"user_features rows": rows}, clock.seconds())
+    written = tables.read(ctx.spark, target).where(f"snapshot_date = DATE'{as_of}'")
+    # Rows in: the events behind the features (lifetime counts), from the small output.
+    row = written.agg(F.count(F.lit(1)).alias("users"), F.sum("events_total")).first()
+    users, events = (int(row[0]), int(row[1] or 0)) if row is not None else (0, 0)
+    return StepReport(
+        "features", {"user_features rows": users}, clock.seconds(), rows_in=events, rows_out=users
+    )

@@ -69,7 +69,13 @@ def run_ingest(ctx: RunContext) -> StepReport:
         if source.enabled:
             _ingest_source(ctx, key, name, source, counts)
     users = _ingest_users(ctx, key)
-    report = StepReport("ingest", seconds=clock.seconds())
+    report = StepReport(
+        "ingest",
+        seconds=clock.seconds(),
+        rows_in=counts.total + counts.suppressed,
+        rows_out=counts.accepted,
+        quarantined=sum(counts.rejected.values()),
+    )
     report.rows.update({"events accepted": counts.accepted, "crm users read": users})
     if counts.suppressed:
         report.rows["dropped (erased users)"] = counts.suppressed

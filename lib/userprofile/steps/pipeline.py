@@ -17,7 +17,7 @@ from functools import partial
 from pyspark.sql import functions as F
 
 from userprofile import tables
-from userprofile.steps.common import RunContext, StepReport
+from userprofile.steps.common import RunContext, StepReport, log, logged
 from userprofile.steps.features import run_features
 from userprofile.steps.ingest import run_ingest
 from userprofile.steps.profile import run_profile
@@ -31,12 +31,16 @@ RUNS_COLUMNS = (
 SUCCEEDED, FAILED = "succeeded", "failed"
 
 
-def run_pipeline(ctx: RunContext, as_of: dt.date) -> list[StepReport]:
-    return run_range(ctx, as_of, as_of, force=True)
+def run_pipeline(ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0) -> list[StepReport]:
+    return run_range(ctx, as_of, as_of, force=True, retrain_after_days=retrain_after_days)
 
 
 def run_range(
-    ctx: RunContext, first: dt.date, last: dt.date, force: bool = False
+    ctx: RunContext,
+    first: dt.date,
+    last: dt.date,
+    force: bool = False,
+    retrain_after_days: int = 0,
 ) -> list[StepReport]:
     """Ingest once, then features, train and profile for each date in order."""
     done = set() if force else _succeeded_dates(ctx)
@@ -48,25 +52,27 @@ def run_range(
         listed = ", ".join(map(str, skipped))
         reports.append(StepReport("skipped", {"already complete (use --force)": listed}))
     for index, day in enumerate(todo):
-        steps: list[Callable[[], StepReport]] = [
-            partial(run_features, ctx, day),
-            partial(run_train, ctx, day),
-            partial(run_profile, ctx, day),
+        steps: list[tuple[str, Callable[[], StepReport]]] = [
+            ("features", partial(run_features, ctx, day)),
+            ("train", partial(run_train, ctx, day, retrain_after_days)),
+            ("profile", partial(run_profile, ctx, day)),
         ]
         if index == 0:
-            steps.insert(0, partial(run_ingest, ctx))
+            steps.insert(0, ("ingest", partial(run_ingest, ctx)))
+        if len(todo) > 1:
+            log.info("snapshot %s (%d of %d)", day, index + 1, len(todo))
         reports += _recorded(ctx, day, steps)
     return reports
 
 
 def _recorded(
-    ctx: RunContext, day: dt.date, steps: list[Callable[[], StepReport]]
+    ctx: RunContext, day: dt.date, steps: list[tuple[str, Callable[[], StepReport]]]
 ) -> list[StepReport]:
     started = _now()
     reports: list[StepReport] = []
     try:
-        for run in steps:
-            reports.append(run())
+        for name, run in steps:
+            reports.append(logged(ctx.spark, name, run))
     except Exception as exc:
         _record(ctx, day, reports, FAILED, started, f"{type(exc).__name__}: {exc}")
         raise

@@ -77,7 +77,10 @@ def run_profile(ctx: RunContext, as_of: dt.date) -> StepReport:
     cached.unpersist()
     written = tables.read(ctx.spark, target).where(F.col(PROFILE_PARTITION_COLUMN) == F.lit(as_of))
     _publish_beside(ctx, as_of, tables.read(ctx.spark, target))
-    report = StepReport("profile", {"user_profile rows": written.count()}, clock.seconds())
+    rows = written.count()
+    report = StepReport(
+        "profile", {"user_profile rows": rows}, clock.seconds(), rows_in=rows, rows_out=rows
+    )
     if value.bgnbd is not None and value.gamma_gamma is not None:
         bg, gg = value.bgnbd, value.gamma_gamma
         report.rows["BG/NBD r, alpha, a, b"] = f"{bg.r:.3g}, {bg.alpha:.3g}, {bg.a:.3g}, {bg.b:.3g}"

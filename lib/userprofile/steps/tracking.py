@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 
+from userprofile.session import on_databricks
 from userprofile.steps.common import RunContext
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,12 @@ MetricKey = tuple[str, str, str]
 _LOCAL_STORES: set[str] = set()
 
 
-def _on_databricks() -> bool:
-    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+def experiment_name(app_name: str) -> str:
+    """MLFLOW_EXPERIMENT_NAME if set; Databricks needs an absolute workspace path."""
+    chosen = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if chosen:
+        return chosen
+    return f"/Shared/{app_name}" if on_databricks() else app_name
 
 
 def mlflow_available() -> bool:
@@ -47,14 +52,14 @@ def log_run(
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     # set_tracking_uri also exports the variable: a store we chose earlier in this process
     # (another config's) is not the user's choice.
-    if (not configured or configured in _LOCAL_STORES) and not _on_databricks():
+    if (not configured or configured in _LOCAL_STORES) and not on_databricks():
         store = "file://" + os.path.abspath(os.path.join(ctx.settings.storage.models, "mlruns"))
         _LOCAL_STORES.add(store)
         # MLflow 3 keeps the file store working only on request; a server or database is
         # what a team shares, set through MLFLOW_TRACKING_URI.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         mlflow.set_tracking_uri(store)
-    mlflow.set_experiment(ctx.settings.spark.app_name)
+    mlflow.set_experiment(experiment_name(ctx.settings.spark.app_name))
     with mlflow.start_run(run_name=ctx.run_id) as run:
         mlflow.log_params(
             {

@@ -80,8 +80,20 @@ def config_hash(ctx: RunContext) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_train(ctx: RunContext, as_of: dt.date) -> StepReport:
+def run_train(ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0) -> StepReport:
     clock = Stopwatch()
+    reused = _recent_model(ctx, as_of, retrain_after_days)
+    if reused is not None:
+        version, trained_on = reused
+        return StepReport(
+            "train",
+            {
+                "reused model version": version,
+                "trained on snapshot": str(trained_on),
+                "next training from": str(trained_on + dt.timedelta(days=retrain_after_days)),
+            },
+            clock.seconds(),
+        )
     seg.check_naming_rules(ctx.spark, ctx.settings.segmentation.names)
     snapshot = ctx.read("user_features").where(F.col("snapshot_date") == F.lit(as_of))
     check_tag_rules(ctx.spark, snapshot, rules_over(ctx.settings.tags, snapshot.columns))
@@ -252,6 +264,9 @@ def _train_propensity(
     baseline = prop.evaluate(scored, "baseline", float("inf"))
     metrics.add("baseline", "auc_roc", baseline.auc_roc)
     metrics.add("baseline", "auc_pr", baseline.auc_pr)
+    for i, (fpr, tpr) in enumerate(prop.roc_points(scored, prop.SCORE)):
+        metrics.add("propensity", "roc_fpr", fpr, f"point={i:03d}")
+        metrics.add("propensity", "roc_tpr", tpr, f"point={i:03d}")
     for decile, users, buyers, lift in prop.lift_by_decile(scored, prop.SCORE):
         metrics.add("propensity", "lift", lift, f"decile={decile}")
         metrics.add("propensity", "decile_users", users, f"decile={decile}")
@@ -429,21 +444,45 @@ def _report(
         rows[f"segment {s.segment_id}"] = (
             f"{s.name} ({trained.sizes.get(s.segment_id, 0)} users, {s.status})"
         )
-    return StepReport("train", rows, seconds)
+    return StepReport("train", rows, seconds, rows_in=sum(trained.sizes.values()))
 
 
 def latest_model_version(ctx: RunContext, as_of: dt.date) -> str:
     """The newest training run for a snapshot on or before ``as_of``."""
+    newest = _newest_model(ctx, as_of)
+    if newest is None:
+        raise MissingInputError(
+            f"no trained models for a snapshot on or before {as_of}: run `userprofile train` first"
+        )
+    return newest[0]
+
+
+def _newest_model(ctx: RunContext, as_of: dt.date) -> tuple[str, dt.date] | None:
+    if not tables.exists(ctx.spark, ctx.table("model_metrics")):
+        return None
     newest = (
         ctx.read("model_metrics")
         .where(F.col("snapshot_date") <= F.lit(as_of))
         .orderBy(F.col("snapshot_date").desc(), F.col("trained_at").desc())
-        .select("run_id")
+        .select("run_id", "snapshot_date")
         .limit(1)
         .collect()
     )
-    if not newest:
-        raise MissingInputError(
-            f"no trained models for a snapshot on or before {as_of}: run `userprofile train` first"
-        )
-    return str(newest[0]["run_id"])
+    return (str(newest[0]["run_id"]), newest[0]["snapshot_date"]) if newest else None
+
+
+def _recent_model(
+    ctx: RunContext, as_of: dt.date, retrain_after_days: int
+) -> tuple[str, dt.date] | None:
+    """The newest model if it is younger than ``retrain_after_days`` at ``as_of``."""
+    if retrain_after_days <= 0:
+        return None
+    newest = _newest_model(ctx, as_of)
+    if newest is None or is_due(newest[1], as_of, retrain_after_days):
+        return None
+    return newest
+
+
+def is_due(trained_on: dt.date, as_of: dt.date, retrain_after_days: int) -> bool:
+    """Whether a model trained on ``trained_on`` should be replaced at ``as_of``."""
+    return retrain_after_days <= 0 or (as_of - trained_on).days >= retrain_after_days
