@@ -27,11 +27,12 @@ check-prereqs:
 demo: setup
 	$(BIN)/userprofile generate --conf $(CONF) --skip-existing
 	$(BIN)/userprofile pipeline --conf $(CONF) --as-of $(AS_OF)
+	$(BIN)/userprofile report --conf $(CONF) --as-of $(AS_OF)
 	@echo "Read it without Spark: $(BIN)/python -c \"import deltalake; print(deltalake.DeltaTable('data/warehouse/gold/user_profile').to_pandas().head())\""
 
 lint: setup
-	$(BIN)/ruff check lib tests jobs notebooks
-	$(BIN)/ruff format --check lib tests jobs notebooks
+	$(BIN)/ruff check lib tests jobs notebooks scripts
+	$(BIN)/ruff format --check lib tests jobs notebooks scripts
 	$(BIN)/mypy
 
 test: lint

@@ -316,6 +316,8 @@ def print_summary(ctx: RunContext, step: str, as_of: dt.date, reports: list[Step
             print(f"    {key:<{width}}  {value}")
     if step in ("profile", "pipeline"):
         print(f"  user_profile table: {ctx.table('user_profile')}")
+    if step == "report":
+        print(f"  open it in a browser: file://{reports[0].rows['report']}")
 
 
 def summary_table(reports: list[StepReport]) -> list[str]:

@@ -1,0 +1,1 @@
+"""Developer scripts; importable so the tests can reuse them (``scripts.standalone_cluster``)."""
