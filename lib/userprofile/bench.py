@@ -1,28 +1,37 @@
-"""`userprofile bench`: figures, not tests. Generates events at chosen sizes once into a
-cache folder, then times steps on them and prints a table (and writes it as JSON).
+"""`userprofile bench`: figures, not tests.
 
-Measured now: the floor (one Spark scan parsing every field of the raw JSON),
-then the pipeline's steps into a fresh warehouse (ingest, features, train,
-profile), as events per second, and the models' quality against the planted
-truth (``userprofile evaluate``).
+Generates events at chosen sizes once into a cache folder, then measures in one
+run, side by side: the floor (one Spark scan parsing every field of the raw
+JSON), each pipeline step into a fresh warehouse (ingest, features, train,
+profile) and their sum, the peers on the same data (pandas + scikit-learn from
+the raw JSON; DuckDB computing the core features from the silver Parquet
+files), and an incremental day (~1% new events: ingest, features, profile,
+with the week-old model reused). Prints a table (seconds, events/s, peak
+memory, share of the pipeline) and the ratios, and writes the same as JSON.
+Short measurements are repeated and their median reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import re
 import shutil
+import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from userprofile.config import Settings
+from userprofile.config import EventSource, Settings
 from userprofile.generator import (
     EVENT_LOG_SCHEMA,
     crm_users,
@@ -30,7 +39,7 @@ from userprofile.generator import (
     generate_users,
     ground_truth,
 )
-from userprofile.steps.common import RunContext, StepReport
+from userprofile.steps.common import RunContext
 from userprofile.steps.evaluate import run_evaluate
 from userprofile.steps.features import run_features
 from userprofile.steps.ingest import run_ingest
@@ -40,6 +49,12 @@ from userprofile.steps.train import run_train
 # Events per user over the generator's default 120 days (measured: 464,823 / 2,000).
 EVENTS_PER_USER_120_DAYS = 232
 BENCH_DAYS = 120
+# A measurement shorter than this is repeated (up to REPEATS runs) and the median kept.
+SHORT_SECONDS = 30.0
+REPEATS = 3
+PEER_TIMEOUT_SECONDS = 3600.0
+PEER_MEMORY_LIMIT_MB = 16_000
+PIPELINE_STEPS = ("ingest", "features", "train", "profile")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 
 
@@ -48,18 +63,43 @@ class BenchRow:
     size: str
     step: str
     events: int
-    seconds: float
+    seconds: float | None
+    runs: int = 1
+    # Peak resident memory during the step: the JVM (driver and executors in local mode)
+    # and the Python driver; for a peer, its process.
+    peak_jvm_mb: float | None = None
+    peak_python_mb: float | None = None
+    status: str = "ok"
+    detail: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
-    def line(self) -> str:
-        rate, events = self.events_per_second, self.events
-        return f"{self.size:>6}  {self.step:<24} {events:>12,} {self.seconds:>9.1f} {rate:>12,.0f}"
+    def line(self, pipeline_seconds: float | None = None) -> str:
+        seconds = f"{self.seconds:>9.1f}" if self.seconds is not None else f"{'-':>9}"
+        share = (
+            f"{self.seconds / pipeline_seconds:>6.0%}"
+            if self.seconds is not None and pipeline_seconds and self.step in PIPELINE_STEPS
+            else f"{'':>6}"
+        )
+        memory = f"{_mb(self.peak_jvm_mb):>8} {_mb(self.peak_python_mb):>8}"
+        runs = f" (median of {self.runs})" if self.runs > 1 else ""
+        status = "" if self.status == "ok" else f"  {self.status}"
+        return (
+            f"{self.size:>6}  {self.step:<28} {self.events:>12,} {seconds} "
+            f"{self.events_per_second:>11,.0f} {share} {memory}{runs}{status}"
+        )
 
 
-HEADER = f"\n{'size':>6}  {'step':<24} {'events':>12} {'seconds':>9} {'events/s':>12}"
+HEADER = (
+    f"\n{'size':>6}  {'step':<28} {'events':>12} {'seconds':>9} {'events/s':>11} "
+    f"{'share':>6} {'jvm MB':>8} {'py MB':>8}"
+)
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def parse_size(text: str) -> int:
@@ -71,39 +111,232 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * scale)
 
 
+# ---------------------------------------------------------------- memory
+
+
+class PeakMemory:
+    """Peak resident set (VmHWM) of this process and the JVM, reset before each step.
+
+    Linux only (``/proc``); elsewhere the figures are left empty.
+    """
+
+    def __init__(self, spark: SparkSession) -> None:
+        jvm = spark.sparkContext._jvm
+        self.jvm_pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm else None
+
+    def reset(self) -> None:
+        for pid in (self.jvm_pid, os.getpid()):
+            # "5" resets the peak resident set size (Linux 4.0+).
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def read(self) -> tuple[float | None, float | None]:
+        return _vm_hwm_mb(self.jvm_pid), _vm_hwm_mb(os.getpid())
+
+
+def _vm_hwm_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) / 1024 if match else None
+
+
+# ---------------------------------------------------------------- the run
+
+
 def run_bench(
     spark: SparkSession, settings: Settings, sizes: list[str], root: Path
 ) -> tuple[list[BenchRow], dict[str, dict[str, int | float | str]]]:
     """Timings per size and step, and the models' quality per size; rows print as they come."""
     rows: list[BenchRow] = []
     quality: dict[str, dict[str, int | float | str]] = {}
+    memory = PeakMemory(spark)
     print(HEADER, flush=True)
     for size in sizes:
-        landing = _cached_landing(spark, settings, parse_size(size), root / "cache" / size)
-        events = spark.read.text(str(landing / "events")).count()
-        rows.append(BenchRow(size, "floor: parse raw JSON", events, _time_floor(spark, landing)))
-        print(rows[-1].line(), flush=True)
-        ctx = RunContext(spark, _bench_settings(settings, landing, root / "run"))
-        as_of = settings.generator.start_date + dt.timedelta(days=BENCH_DAYS)
-        for step, seconds in _time_steps(ctx, as_of):
-            rows.append(BenchRow(size, step, events, seconds))
-            print(rows[-1].line(), flush=True)
-        quality[size] = run_evaluate(ctx, as_of).rows
-        print_quality(size, quality[size])
+        rows += _bench_size(spark, settings, size, root, memory, quality)
+    print_ratios(rows)
     return rows, quality
 
 
-def _time_steps(ctx: RunContext, as_of: dt.date) -> Iterator[tuple[str, float]]:
-    steps: list[tuple[str, Callable[[], StepReport]]] = [
-        ("ingest", lambda: run_ingest(ctx)),
-        ("features", lambda: run_features(ctx, as_of)),
-        ("train", lambda: run_train(ctx, as_of)),
-        ("profile", lambda: run_profile(ctx, as_of)),
-    ]
-    for step, run in steps:
+def _bench_size(
+    spark: SparkSession,
+    settings: Settings,
+    size: str,
+    root: Path,
+    memory: PeakMemory,
+    quality: dict[str, dict[str, int | float | str]],
+) -> list[BenchRow]:
+    landing = _cached_landing(spark, settings, parse_size(size), root / "cache" / size)
+    events = spark.read.text(str(landing / "events")).count()
+    ctx = RunContext(spark, _bench_settings(settings, landing, root / "run"))
+    as_of = settings.generator.start_date + dt.timedelta(days=BENCH_DAYS)
+    rows: list[BenchRow] = []
+
+    def measure(step: str, run: Callable[[], object], repeat: bool = False) -> BenchRow:
+        row = _measure(size, step, events, run, memory, repeat)
+        rows.append(row)
+        print(row.line(), flush=True)
+        return row
+
+    measure("floor: parse raw JSON", lambda: _floor_scan(spark, landing), repeat=True)
+    measure("ingest", lambda: run_ingest(ctx))
+    measure("features", lambda: run_features(ctx, as_of), repeat=True)
+    measure("train", lambda: run_train(ctx, as_of))
+    measure("profile", lambda: run_profile(ctx, as_of), repeat=True)
+    pipeline = sum(r.seconds or 0.0 for r in rows if r.step in PIPELINE_STEPS)
+    rows.append(BenchRow(size, "pipeline (sum of steps)", events, round(pipeline, 2)))
+    print(rows[-1].line(), flush=True)
+    silver = Path(ctx.settings.storage.warehouse) / ctx.settings.tables.silver_events
+    rows.append(_peer(size, "peer: duckdb core features", events, "duckdb", silver, as_of))
+    print(rows[-1].line(), flush=True)
+    rows.append(_peer(size, "peer: pandas+sklearn", events, "pandas", landing, as_of))
+    print(rows[-1].line(), flush=True)
+    quality[size] = run_evaluate(ctx, as_of).rows
+    rows += _incremental_day(spark, ctx, size, landing, as_of, memory)
+    print_quality(size, quality[size])
+    return rows
+
+
+def _measure(
+    size: str,
+    step: str,
+    events: int,
+    run: Callable[[], object],
+    memory: PeakMemory,
+    repeat: bool,
+) -> BenchRow:
+    timings: list[float] = []
+    peaks: list[tuple[float | None, float | None]] = []
+    while True:
+        memory.reset()
         start = time.perf_counter()
         run()
-        yield step, round(time.perf_counter() - start, 2)
+        timings.append(round(time.perf_counter() - start, 2))
+        peaks.append(memory.read())
+        if not repeat or len(timings) >= REPEATS or timings[0] >= SHORT_SECONDS:
+            break
+    jvm = max((p[0] for p in peaks if p[0] is not None), default=None)
+    python = max((p[1] for p in peaks if p[1] is not None), default=None)
+    return BenchRow(size, step, events, statistics.median(timings), len(timings), jvm, python)
+
+
+def _floor_scan(spark: SparkSession, landing: Path) -> None:
+    """A bare scan: Spark's JSON reader with the schema given, every field counted once."""
+    typed = EVENT_LOG_SCHEMA.replace("event_ts string", "event_ts timestamp")
+    raw = spark.read.schema(typed).json(str(landing / "events"))
+    raw.agg(*[F.count(c) for c in raw.columns]).collect()
+
+
+def _peer(size: str, step: str, events: int, peer: str, data: Path, as_of: dt.date) -> BenchRow:
+    """A peer in a child process: wall time, its peak memory, and how it ended."""
+    flag = "--silver" if peer == "duckdb" else "--landing"
+    command = [sys.executable, "-m", "userprofile.peers", peer, flag, str(data)]
+    command += ["--as-of", str(as_of)]
+    start = time.perf_counter()
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        return BenchRow(size, step, events, None, status=f"failed: {exc}")
+    status, peak_mb = _wait_within_limits(process)
+    seconds = round(time.perf_counter() - start, 2)
+    out, err = process.communicate()
+    if status == "ok" and process.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        status = f"failed: {last[:120]}"
+    detail = json.loads(out.decode().strip().splitlines()[-1]) if status == "ok" else {}
+    return BenchRow(
+        size,
+        step,
+        events,
+        seconds if status == "ok" else None,
+        peak_python_mb=peak_mb,
+        status=status,
+        detail=detail,
+    )
+
+
+def _wait_within_limits(process: subprocess.Popen[bytes]) -> tuple[str, float | None]:
+    """Poll the child's memory; stop it past the memory or time limit."""
+    started, peak = time.perf_counter(), None
+    while process.poll() is None:
+        rss = _vm_hwm_mb(process.pid)
+        peak = max(peak or 0.0, rss or 0.0) or None
+        if rss is not None and rss > PEER_MEMORY_LIMIT_MB:
+            process.kill()
+            return f"out of memory (> {PEER_MEMORY_LIMIT_MB:,} MB, stopped)", peak
+        if time.perf_counter() - started > PEER_TIMEOUT_SECONDS:
+            process.kill()
+            return f"timed out (> {PEER_TIMEOUT_SECONDS:.0f} s)", peak
+        time.sleep(0.2)
+    return "ok", peak
+
+
+# ---------------------------------------------------------------- incremental day
+
+
+def _incremental_day(
+    spark: SparkSession,
+    ctx: RunContext,
+    size: str,
+    landing: Path,
+    as_of: dt.date,
+    memory: PeakMemory,
+) -> list[BenchRow]:
+    """One more day of events (~1%) as a new delivery, then the daily run of the next snapshot."""
+    increment = Path(ctx.settings.storage.warehouse).parent / "increment"
+    new_events = _write_next_day(spark, ctx.settings, landing, increment, as_of)
+    sources = {
+        **ctx.settings.ingest.sources,
+        "events_next_day": EventSource(format="json", path=str(increment)),
+    }
+    daily = RunContext(
+        spark,
+        ctx.settings.model_copy(
+            update={"ingest": ctx.settings.ingest.model_copy(update={"sources": sources})}
+        ),
+    )
+    next_day = as_of + dt.timedelta(days=1)
+    rows = []
+    for step, run in (
+        ("incremental: ingest", lambda: run_ingest(daily)),
+        ("incremental: features", lambda: run_features(daily, next_day)),
+        ("incremental: train (reused)", lambda: run_train(daily, next_day, 7)),
+        ("incremental: profile", lambda: run_profile(daily, next_day)),
+    ):
+        rows.append(_measure(size, step, new_events, run, memory, repeat=False))
+        print(rows[-1].line(), flush=True)
+    total = round(sum(r.seconds or 0.0 for r in rows), 2)
+    rows.append(BenchRow(size, "incremental day (sum)", new_events, total))
+    print(rows[-1].line(), flush=True)
+    return rows
+
+
+def _write_next_day(
+    spark: SparkSession, settings: Settings, landing: Path, folder: Path, as_of: dt.date
+) -> int:
+    """The generator's events of day ``as_of`` (the day after the cached range), as lines."""
+    users = max(1, _cached_events(landing) // EVENTS_PER_USER_120_DAYS)
+    cached = settings.generator.model_copy(update={"users": users, "days": BENCH_DAYS})
+    # The cached users, active one day longer: their next day of events.
+    people = generate_users(spark, cached)
+    longer = cached.model_copy(update={"days": BENCH_DAYS + 1})
+    lines = generate_events(people, longer).where(
+        F.get_json_object("value", "$.event_ts").startswith(str(as_of))
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    lines.select("value").coalesce(1).write.text(str(folder / f"landing_date={as_of}"))
+    return spark.read.text(str(folder)).count()
+
+
+# ---------------------------------------------------------------- data and settings
+
+
+def _cached_events(landing: Path) -> int:
+    return int((landing / "_SUCCESS_BENCH").read_text())
 
 
 def _cached_landing(spark: SparkSession, settings: Settings, events: int, folder: Path) -> Path:
@@ -127,15 +360,6 @@ def _cached_landing(spark: SparkSession, settings: Settings, events: int, folder
     return folder
 
 
-def _time_floor(spark: SparkSession, landing: Path) -> float:
-    """A bare scan: Spark's JSON reader with the schema given, every field counted once."""
-    typed = EVENT_LOG_SCHEMA.replace("event_ts string", "event_ts timestamp")
-    raw = spark.read.schema(typed).json(str(landing / "events"))
-    start = time.perf_counter()
-    raw.agg(*[F.count(c) for c in raw.columns]).collect()
-    return round(time.perf_counter() - start, 2)
-
-
 def _bench_settings(settings: Settings, landing: Path, run_root: Path) -> Settings:
     """Settings for a fresh warehouse under ``run_root`` reading the cached landing."""
     shutil.rmtree(run_root, ignore_errors=True)
@@ -152,6 +376,46 @@ def _bench_settings(settings: Settings, landing: Path, run_root: Path) -> Settin
     return settings.model_copy(update={"storage": storage, "ingest": ingest})
 
 
+# ---------------------------------------------------------------- ratios and output
+
+
+def ratios(rows: list[BenchRow]) -> dict[str, float]:
+    """The figures the targets are stated in, per size and between consecutive sizes."""
+    by = {(r.size, r.step): r.seconds for r in rows if r.seconds is not None}
+    sizes = list(dict.fromkeys(r.size for r in rows))
+    events = {r.size: r.events for r in rows if r.step == "ingest"}
+    result: dict[str, float] = {}
+    for size in sizes:
+        floor, pipeline = (
+            by.get((size, "floor: parse raw JSON")),
+            by.get((size, "pipeline (sum of steps)")),
+        )
+        features, duck = by.get((size, "features")), by.get((size, "peer: duckdb core features"))
+        daily = by.get((size, "incremental day (sum)"))
+        if floor and pipeline:
+            result[f"{size} pipeline / floor"] = round(pipeline / floor, 2)
+        if features and duck:
+            result[f"{size} features / duckdb features"] = round(features / duck, 2)
+        if daily and pipeline:
+            result[f"{size} incremental day / full pipeline"] = round(daily / pipeline, 3)
+    for small, large in itertools.pairwise(sizes):
+        small_time, large_time = (
+            by.get((small, "pipeline (sum of steps)")),
+            by.get((large, "pipeline (sum of steps)")),
+        )
+        if small_time and large_time and events.get(small):
+            result[f"{large} / {small} pipeline time"] = round(large_time / small_time, 2)
+            result[f"{large} / {small} events"] = round(events[large] / events[small], 2)
+    return result
+
+
+def print_ratios(rows: list[BenchRow]) -> None:
+    print("\nratios:")
+    for name, value in ratios(rows).items():
+        print(f"  {name:<44} {value}")
+    print(flush=True)
+
+
 def print_quality(size: str, figures: dict[str, int | float | str]) -> None:
     print(f"\nmodel quality at {size} (userprofile evaluate):")
     for key, value in figures.items():
@@ -164,4 +428,5 @@ def write_json(
 ) -> None:
     os.makedirs(path.parent, exist_ok=True)
     records = [{**asdict(r), "events_per_second": round(r.events_per_second)} for r in rows]
-    path.write_text(json.dumps({"steps": records, "quality": quality}, indent=2))
+    document = {"steps": records, "ratios": ratios(rows), "quality": quality}
+    path.write_text(json.dumps(document, indent=2))
