@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -47,6 +48,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
             "storage": {"warehouse": str(warehouse)},
         }
     )
-    session = get_spark(settings)
+    # Test workers (pytest -n) start their sessions one at a time: on a fresh machine the
+    # first fetches the Delta jars into the Ivy cache, the others then find them there.
+    lock = Path.home() / ".userprofile-spark-start.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        session = get_spark(settings)
+        fcntl.flock(handle, fcntl.LOCK_UN)
     yield session
     session.stop()

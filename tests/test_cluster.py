@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import SparkSession
 from scripts.standalone_cluster import Cluster, spark_env, spark_home, start, stop, tail
 
 from tests.helpers import REPO, TEST_KEY, conf_document, write_conf
@@ -202,8 +203,13 @@ def run(
     archive: Path,
     python_without_checkout: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    spark: SparkSession,
 ) -> Run:
-    """Generate the logs, then run the pipeline, both through spark-submit."""
+    """Generate the logs, then run the pipeline, both through spark-submit.
+
+    (``spark``: the local session fetches the Delta jars under the test run's start lock,
+    so spark-submit's own resolution never races another worker's download.)
+    """
     root = tmp_path_factory.mktemp("cluster-data")
     conf = write_conf(
         root / "cluster.yaml",

@@ -172,7 +172,8 @@ def _bench_size(
 ) -> list[BenchRow]:
     landing = _cached_landing(spark, settings, parse_size(size), root / "cache" / size)
     events = spark.read.text(str(landing / "events")).count()
-    ctx = RunContext(spark, _bench_settings(settings, landing, root / "run"))
+    # A warehouse (and MLflow store) per size: a store deleted under MLflow breaks its cache.
+    ctx = RunContext(spark, _bench_settings(settings, landing, root / "run" / size))
     as_of = settings.generator.start_date + dt.timedelta(days=BENCH_DAYS)
     rows: list[BenchRow] = []
 
