@@ -15,6 +15,7 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import SparkSession
 
 from userprofile import drift
+from userprofile.cli import build_parser
 from userprofile.propensity import LABEL, roc_points
 from userprofile.report import ReportData, render
 from userprofile.steps.train import is_due
@@ -157,3 +158,10 @@ def test_render_without_a_previous_snapshot_says_so() -> None:
     page = render(_report_data(previous=None))
     assert "No earlier snapshot to compare with." in page
     assert len(_images(page)) == 7
+
+
+@pytest.mark.parametrize("value", ["-1", "seven"])
+def test_retrain_after_days_must_be_a_whole_number_of_days(value: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["train", "--retrain-after-days", value])
+    assert stopped.value.code == 2

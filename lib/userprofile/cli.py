@@ -48,6 +48,16 @@ def parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days (0 or more)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -97,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("train", "pipeline"):
             sub.add_argument(
                 "--retrain-after-days",
-                type=int,
+                type=non_negative_int,
                 default=0,
                 metavar="N",
                 help="reuse the newest model unless it is N or more days older than the "

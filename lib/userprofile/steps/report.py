@@ -60,13 +60,17 @@ def report_data(ctx: RunContext, as_of: dt.date) -> ReportData:
     previous_date = _previous_snapshot(profiles, as_of)
     features = ctx.read("user_features")
     current_features = features.where(F.col("snapshot_date") == F.lit(as_of))
-    x_y, explained = _projection(ctx, current_features, overview["segmentation model version"])
+    segments = _segments(ctx, current, overview["segmentation model version"])
+    # The profile has a row per user of the features snapshot: its size sets the sample.
+    x_y, explained = _projection(
+        ctx, current_features, overview["segmentation model version"], int(segments.users.sum())
+    )
     metrics = _model_metrics(ctx, overview["propensity model version"])
     data = ReportData(
         as_of=as_of,
         previous=previous_date,
         overview={**overview, "previous snapshot": str(previous_date or "none")},
-        segments=_segments(ctx, current, overview["segmentation model version"]),
+        segments=segments,
         projection=x_y,
         explained_variance=explained,
         roc=_roc(metrics),
@@ -157,10 +161,9 @@ def _segments(ctx: RunContext, current: DataFrame, version: str) -> pd.DataFrame
 
 
 def _projection(
-    ctx: RunContext, features: DataFrame, version: str
+    ctx: RunContext, features: DataFrame, version: str, users: int
 ) -> tuple[pd.DataFrame, tuple[float, float]]:
     """A bounded sample of users on two principal components of the segmentation inputs."""
-    users = features.count()
     if users == 0:
         return pd.DataFrame(columns=["x", "y", "segment_id"]), (0.0, 0.0)
     sample = features.sample(fraction=min(1.0, PROJECTION_SAMPLE / users), seed=7)
