@@ -21,11 +21,11 @@ snapshot_date = dbutils.widgets.get("snapshot_date")
 
 import datetime as dt
 
-from userprofile import report
 from userprofile.config import load_settings
-from userprofile.session import get_spark
-from userprofile.steps.common import RunContext
-from userprofile.steps.report import newest_snapshot, report_data
+from userprofile.io.context import RunContext
+from userprofile.io.session import get_spark
+from userprofile.report import render as report
+from userprofile.report.step import newest_snapshot, report_data
 
 settings = load_settings(conf)
 ctx = RunContext(get_spark(settings), settings)

@@ -27,9 +27,9 @@ pseudonymous = dbutils.widgets.get("id_kind") == "user_key"
 
 from userprofile.cli import main
 from userprofile.config import load_settings
-from userprofile.session import get_spark
-from userprofile.steps.common import RunContext
-from userprofile.steps.report import newest_snapshot
+from userprofile.io.context import RunContext
+from userprofile.io.session import get_spark
+from userprofile.report.step import newest_snapshot
 
 assert user, "set the `user` widget to a user id or user_key"
 settings = load_settings(conf)

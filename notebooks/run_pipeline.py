@@ -47,9 +47,9 @@ assert exit_code == 0, f"pipeline failed with exit code {exit_code}; see the mes
 
 from pyspark.sql import functions as F
 
-from userprofile import tables
 from userprofile.config import load_settings
-from userprofile.session import get_spark
+from userprofile.io import tables
+from userprofile.io.session import get_spark
 
 settings = load_settings(conf)
 spark = get_spark(settings)

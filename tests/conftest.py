@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from tests.helpers import TEST_KEY, conf_document, write_conf
 from userprofile.config import Settings, load_settings
-from userprofile.session import get_spark
+from userprofile.io.session import get_spark
 
 # The tests own their key: hashes in assertions are computed with it.
 os.environ["USERPROFILE_PSEUDONYM_KEY"] = TEST_KEY

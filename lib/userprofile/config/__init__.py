@@ -1,0 +1,50 @@
+"""Configuration: the schema (``schema``), loading and checks (``loader``), rule expressions
+(``rules``). The names most callers need are importable from here."""
+
+from __future__ import annotations
+
+from userprofile.config.loader import load_settings
+from userprofile.config.schema import (
+    ClvConfig,
+    CsvLayout,
+    EventSource,
+    FeaturesConfig,
+    GeneratorConfig,
+    IngestConfig,
+    LifecycleConfig,
+    PersonaShares,
+    PrivacyConfig,
+    PropensityConfig,
+    RecommendationsConfig,
+    RfmConfig,
+    SegmentationConfig,
+    SegmentRule,
+    Settings,
+    SparkConfig,
+    StorageConfig,
+    TablesConfig,
+    TagRule,
+)
+
+__all__ = [
+    "ClvConfig",
+    "CsvLayout",
+    "EventSource",
+    "FeaturesConfig",
+    "GeneratorConfig",
+    "IngestConfig",
+    "LifecycleConfig",
+    "PersonaShares",
+    "PrivacyConfig",
+    "PropensityConfig",
+    "RecommendationsConfig",
+    "RfmConfig",
+    "SegmentRule",
+    "SegmentationConfig",
+    "Settings",
+    "SparkConfig",
+    "StorageConfig",
+    "TablesConfig",
+    "TagRule",
+    "load_settings",
+]

@@ -1,0 +1,280 @@
+"""Raw records -> typed bronze rows or quarantine rows with a reason.
+
+Every source goes through the same three stages, each a pure DataFrame function:
+
+1. ``read_json_records`` / ``read_csv_records``: one raw line -> our event fields
+   as strings (``f_<field>``), the raw text, and fields we do not know
+   (``_rescued_data``, JSON only);
+2. ``typed_events``: value mappings, types, timestamps (format and zone per source);
+3. ``with_reject_reason``: the first failed check names the reason, or null.
+
+Bronze -> silver is ``userprofile.ingest.silver``; the streaming loop, checkpoints
+and writes live in ``userprofile.ingest.step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from userprofile.config import CsvLayout, EventSource
+from userprofile.ingest.fields import EVENT_FIELDS, EVENT_TYPES
+from userprofile.ingest.privacy import hmac_sha256_hex
+
+CORRUPT = "_corrupt_record"
+ID_FIELDS = ("event_id", "user_id", "anonymous_id", "session_id")
+NUMERIC_FIELDS = {"price": T.DoubleType(), "quantity": T.IntegerType()}
+MAX_QUANTITY = 1000
+
+# Reason codes with a reason a person can act on, in the order they are checked.
+REJECT_REASONS: dict[str, str] = {
+    "MALFORMED_RECORD": "line is not a JSON object / not a CSV row with the declared columns",
+    "MISSING_EVENT_ID": "event_id is missing or empty",
+    "MISSING_USER": "no user_id (and no anonymous_id where the source allows anonymous rows)",
+    "BAD_FIELD_TYPE": "price or quantity is not a number",
+    "BAD_TIMESTAMP": "event_ts is missing or does not match the source's timestamp format",
+    "FUTURE_TIMESTAMP": "event_ts is later than the file's modification time plus the tolerance",
+    "UNKNOWN_EVENT_TYPE": f"event_type (after mapping) is not one of {', '.join(EVENT_TYPES)}",
+    "NEGATIVE_PRICE": "price is negative",
+    "ABSURD_PRICE": "price is above ingest.max_price",
+    "BAD_QUANTITY": f"quantity is not between 1 and {MAX_QUANTITY}",
+    "MISSING_PRICE": "add_to_cart, purchase or cancel without a price",
+}
+
+BRONZE_COLUMNS = (
+    "source",
+    "event_id",
+    "event_ts",
+    "event_date",
+    *[f for f in EVENT_FIELDS if f not in ("event_id", "event_ts")],
+    "_rescued_data",
+    "_source_file",
+    "_ingested_at",
+)
+
+
+def _field(name: str) -> str:
+    return f"f_{name}"
+
+
+def read_json_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
+    """(value, _source_file) JSON lines -> raw text, ``f_*`` strings, ``_rescued_data``.
+
+    Parsing to ``map<string,string>`` reads every line once and keeps all of its
+    keys, so unknown fields can be rescued instead of dropped.
+    """
+    their_key = {ours: source.fields.get(ours, ours) for ours in EVENT_FIELDS}
+    known = F.array(*[F.lit(k) for k in their_key.values()])
+
+    def transform(lines: DataFrame) -> DataFrame:
+        record = F.from_json("value", "map<string,string>")
+        parsed = lines.select(
+            F.col("value").alias("raw_record"), "_source_file", "_file_time", record.alias("m")
+        )
+        extra = F.map_filter("m", lambda k, _: ~F.array_contains(known, k))
+        return parsed.select(
+            "raw_record",
+            "_source_file",
+            "_file_time",
+            F.col("m").isNull().alias("_malformed"),
+            *[F.col("m")[theirs].alias(_field(ours)) for ours, theirs in their_key.items()],
+            F.when(F.size(extra) > 0, F.to_json(extra)).alias("_rescued_data"),
+        )
+
+    return transform
+
+
+def read_csv_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
+    """(value, _source_file) CSV lines -> raw text and ``f_*`` strings from the mapping."""
+    layout = source.csv
+    assert layout is not None  # guaranteed by EventSource validation
+    schema = ", ".join(f"`{c}` string" for c in layout.columns) + f", {CORRUPT} string"
+    options = {
+        "sep": layout.delimiter,
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT,
+    }
+    expressions = {
+        ours: F.expr(source.fields[ours]).cast("string")
+        if ours in source.fields
+        else _default_csv_field(ours)
+        for ours in EVENT_FIELDS
+    }
+
+    def transform(lines: DataFrame) -> DataFrame:
+        body = lines.where(~_is_header(layout)) if layout.header else lines
+        parsed = body.select(
+            F.col("value").alias("raw_record"),
+            "_source_file",
+            "_file_time",
+            F.from_csv("value", schema, options).alias("r"),
+        ).select("raw_record", "_source_file", "_file_time", "r.*")
+        return parsed.select(
+            "raw_record",
+            "_source_file",
+            "_file_time",
+            F.col(CORRUPT).isNotNull().alias("_malformed"),
+            *[expr.alias(_field(ours)) for ours, expr in expressions.items()],
+            F.lit(None).cast("string").alias("_rescued_data"),
+        )
+
+    return transform
+
+
+def _default_csv_field(name: str) -> Column:
+    # Without an id column, identical lines are the same event: hash the raw line.
+    if name == "event_id":
+        return F.sha2(F.col("raw_record"), 256)
+    return F.lit(None).cast("string")
+
+
+def _is_header(layout: CsvLayout) -> Column:
+    return F.col("value") == F.lit(layout.delimiter.join(layout.columns))
+
+
+def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
+    """``f_*`` strings -> typed event columns; ``_bad_field`` names a field that did not parse."""
+
+    def transform(records: DataFrame) -> DataFrame:
+        columns: dict[str, Column] = {}
+        for name in EVENT_FIELDS:
+            raw = F.col(_field(name))
+            if name in source.values:
+                mapping = F.create_map(
+                    *[F.lit(x) for kv in source.values[name].items() for x in kv]
+                )
+                raw = F.coalesce(mapping[raw], raw)
+            # An empty or blank id is no id: it must not merge strangers into one key.
+            columns[name] = F.nullif(F.trim(raw), F.lit("")) if name in ID_FIELDS else raw
+        for name, data_type in NUMERIC_FIELDS.items():
+            # Through double so "2.0" is a valid quantity; try_cast: bad text is null, not an error.
+            columns[name] = F.expr(
+                f"try_cast(try_cast(`{_field(name)}` AS double) AS {data_type.simpleString()})"
+            )
+        bad_field = F.coalesce(
+            *[
+                F.when(F.col(_field(n)).isNotNull() & columns[n].isNull(), F.lit(n))
+                for n in NUMERIC_FIELDS
+            ]
+        )
+        return records.select(
+            "raw_record",
+            "_source_file",
+            "_file_time",
+            "_malformed",
+            "_rescued_data",
+            *[c.alias(n) for n, c in columns.items() if n != "event_ts"],
+            F.col(_field("event_ts")).alias("event_ts_text"),
+            _parse_timestamp(F.col(_field("event_ts")), source).alias("event_ts"),
+            bad_field.alias("_bad_field"),
+        )
+
+    return transform
+
+
+def _parse_timestamp(text: Column, source: EventSource) -> Column:
+    parsed = (
+        F.try_to_timestamp(text, F.lit(source.timestamp_format))
+        if source.timestamp_format
+        else F.try_to_timestamp(text)
+    )
+    return F.to_utc_timestamp(parsed, source.timezone) if source.timezone else parsed
+
+
+def with_reject_reason(
+    source: EventSource, future_tolerance_hours: int, max_price: float
+) -> Callable[[DataFrame], DataFrame]:
+    """Add ``reason_code``: the first failed check, or null for a valid event."""
+
+    def transform(events: DataFrame) -> DataFrame:
+        # Relative to the file's time, not the clock: a replayed batch classifies the same way.
+        horizon = F.col("_file_time") + F.make_interval(hours=F.lit(future_tolerance_hours))
+        no_user = F.col("user_id").isNull() & (
+            F.lit(source.require_user_id) | F.col("anonymous_id").isNull()
+        )
+        checks: list[tuple[str, Column]] = [
+            ("MALFORMED_RECORD", F.col("_malformed")),
+            ("MISSING_EVENT_ID", F.coalesce(F.trim("event_id"), F.lit("")) == ""),
+            ("MISSING_USER", no_user),
+            ("BAD_FIELD_TYPE", F.col("_bad_field").isNotNull()),
+            ("BAD_TIMESTAMP", F.col("event_ts").isNull()),
+            ("FUTURE_TIMESTAMP", F.col("event_ts") > horizon),
+            (
+                "UNKNOWN_EVENT_TYPE",
+                ~F.coalesce(F.col("event_type").isin(*EVENT_TYPES), F.lit(False)),
+            ),
+            ("NEGATIVE_PRICE", F.col("price") < 0),
+            ("ABSURD_PRICE", F.col("price") > max_price),
+            ("BAD_QUANTITY", (F.col("quantity") < 1) | (F.col("quantity") > MAX_QUANTITY)),
+            (
+                "MISSING_PRICE",
+                F.col("event_type").isin("add_to_cart", "purchase", "cancel")
+                & F.col("price").isNull(),
+            ),
+        ]
+        reason: Column = F.lit(None).cast("string")
+        for code, failed in reversed(checks):
+            reason = F.when(F.coalesce(failed, F.lit(False)), F.lit(code)).otherwise(reason)
+        return events.withColumn("reason_code", reason)
+
+    return transform
+
+
+def classify(
+    source: EventSource, future_tolerance_hours: int, max_price: float
+) -> Callable[[DataFrame], DataFrame]:
+    """(value, _source_file) lines of a source -> typed rows with ``reason_code``."""
+    read = read_csv_records(source) if source.format == "csv" else read_json_records(source)
+
+    def transform(lines: DataFrame) -> DataFrame:
+        if "_file_time" not in lines.columns:
+            lines = lines.withColumn("_file_time", F.current_timestamp())
+        classified = (
+            lines.transform(read)
+            .transform(typed_events(source))
+            .transform(with_reject_reason(source, future_tolerance_hours, max_price))
+        )
+        # The raw text is kept for rejected rows only: valid rows are in bronze, typed.
+        rejected = F.col("reason_code").isNotNull()
+        return classified.withColumn("raw_record", F.when(rejected, F.col("raw_record")))
+
+    return transform
+
+
+def to_bronze(classified: DataFrame, source_name: str) -> DataFrame:
+    """Valid events, typed, with lineage columns, partitioned by ``event_date``."""
+    return classified.where(F.col("reason_code").isNull()).select(
+        *[
+            F.lit(source_name).alias(c)
+            if c == "source"
+            else F.to_date("event_ts").alias(c)
+            if c == "event_date"
+            else F.current_timestamp().alias(c)
+            if c == "_ingested_at"
+            else F.col(c)
+            for c in BRONZE_COLUMNS
+        ]
+    )
+
+
+def to_quarantine(classified: DataFrame, source_name: str, key: bytes) -> DataFrame:
+    """Rejected records: raw text, source file, a code and a reason a person can act on.
+
+    The pseudonymous keys of the ids that could be read are kept so that an
+    erasure request can find the user's rejected records too.
+    """
+    reasons = F.create_map(*[F.lit(x) for pair in REJECT_REASONS.items() for x in pair])
+    return classified.where(F.col("reason_code").isNotNull()).select(
+        F.lit(source_name).alias("source"),
+        hmac_sha256_hex(key, F.col("user_id")).alias("user_key"),
+        hmac_sha256_hex(key, F.col("anonymous_id")).alias("anonymous_key"),
+        "raw_record",
+        "_source_file",
+        "reason_code",
+        reasons[F.col("reason_code")].alias("reason"),
+        F.current_timestamp().alias("_ingested_at"),
+        F.current_date().alias("ingest_date"),
+    )

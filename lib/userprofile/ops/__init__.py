@@ -1,0 +1,1 @@
+"""Operations on a finished profile: audiences and lookups for people, erasure on request."""
