@@ -57,3 +57,17 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
         fcntl.flock(handle, fcntl.LOCK_UN)
     yield session
     session.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test workers take whole groups: every test reading the shared end-to-end run in one
+    (so it is made once), every other module in one (so module fixtures are built once)."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        shared_run = Path(str(item.path)).parent == e2e
+        item.add_marker(
+            pytest.mark.xdist_group("e2e-run" if shared_run else item.nodeid.split("::")[0])
+        )

@@ -50,19 +50,35 @@ def test_the_package_has_one_subpackage_per_stage() -> None:
     }
 
 
+def foreign_steps(stage: str, imports: set[str]) -> set[str]:
+    """The step modules of other stages among a module's imports."""
+    own = f"userprofile.{stage}."
+    return {m for m in imports if m.endswith(".step") and not m.startswith(own)}
+
+
+def dev_imports(imports: set[str]) -> set[str]:
+    return {m for m in imports if m == "userprofile.dev" or m.startswith("userprofile.dev.")}
+
+
+def test_the_rules_see_a_violation() -> None:
+    imports = {"userprofile.features.step", "userprofile.models.step", "userprofile.io.tables"}
+    assert foreign_steps("models", imports) == {"userprofile.features.step"}
+    assert foreign_steps("features", imports) == {"userprofile.models.step"}
+    assert dev_imports({"userprofile.dev.generator", "userprofile.devices"}) == {
+        "userprofile.dev.generator"
+    }
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_step_never_imports_another_stages_step(stage: str) -> None:
-    own = f"userprofile.{stage}."
     for path in (PACKAGE / stage).glob("*.py"):
-        steps = {
-            m for m in imported_modules(path) if m.endswith(".step") and not m.startswith(own)
-        }
+        steps = foreign_steps(stage, imported_modules(path))
         assert not steps, f"{module_name(path)} imports {sorted(steps)}; steps meet in pipeline.py"
 
 
 def test_runtime_code_never_imports_the_dev_tools() -> None:
     offenders = {
-        module_name(p): sorted(m for m in imported_modules(p) if m.startswith("userprofile.dev"))
+        module_name(p): sorted(dev_imports(imported_modules(p)))
         for p in runtime_modules()
         if p.name not in MAY_IMPORT_DEV
     }

@@ -22,13 +22,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from userprofile.config import GeneratorConfig
+from userprofile.ingest.fields import raw_event_schema
 
-# The JSON fields the generator writes, as a Spark DDL schema (its event_ts is ISO-8601 text).
-EVENT_LOG_SCHEMA = (
-    "event_id string, event_ts string, user_id string, anonymous_id string, session_id string, "
-    "event_type string, product_id string, category string, price double, quantity int, "
-    "device string, channel string, email string, ip string"
-)
+# The JSON fields the generator writes: our event fields (its event_ts is ISO-8601 text).
+EVENT_LOG_SCHEMA = raw_event_schema()
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "grocery", "toys")
 CATEGORY_BASE_PRICE = (180.0, 45.0, 60.0, 25.0, 50.0, 15.0, 8.0, 30.0)
 CHANNELS = ("direct", "organic_search", "paid_search", "email", "social")

@@ -14,6 +14,7 @@ import os
 
 from userprofile.io.context import RunContext
 from userprofile.io.session import on_databricks
+from userprofile.models.registry import MODELS, model_path
 
 log = logging.getLogger(__name__)
 MetricKey = tuple[str, str, str]
@@ -71,8 +72,7 @@ def log_run(
             }
         )
         mlflow.log_metrics({metric_name(k): v for k, v in metrics.items()})
-        for model in ("segmentation", "propensity"):
-            path = os.path.join(ctx.settings.storage.models, model, ctx.run_id)
-            mlflow.log_artifacts(path, artifact_path=model)
+        for model in MODELS:
+            mlflow.log_artifacts(model_path(ctx.settings, model, ctx.run_id), artifact_path=model)
         log.info("logged training run to MLflow run %s", run.info.run_id)
         return str(run.info.run_id)

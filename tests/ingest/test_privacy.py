@@ -1,0 +1,52 @@
+"""Pseudonymisation matches RFC 2104 HMAC; the key comes from the environment."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from tests.helpers import write_conf
+from userprofile.config import load_settings
+from userprofile.errors import ConfigError
+from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"a-much-longer-key-" * 8, "ключ-ünïcode".encode()])
+def test_hmac_matches_python_hmac(spark: SparkSession, key: bytes) -> None:
+    values = ["U000000001", "ü-ñ-漢字", ""]
+    rows = spark.createDataFrame([(v,) for v in values], "v string")
+    got = rows.select("v", hmac_sha256_hex(key, F.col("v")).alias("h"))
+    # The reference is Python's own hmac module, not the code under test.
+    expected = spark.createDataFrame(
+        [(v, hmac.new(key, v.encode(), hashlib.sha256).hexdigest()) for v in values],
+        "v string, h string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_hmac_keeps_null(spark: SparkSession) -> None:
+    rows = spark.createDataFrame([(None,)], "v string")
+    got = rows.select(hmac_sha256_hex(b"k" * 16, F.col("v")).alias("h"))
+    expected = spark.createDataFrame([(None,)], "h string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_pseudonym_key_comes_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = write_conf(tmp_path / "c.yaml", {"privacy": {"pseudonym_key_env": "UP_TEST_KEY"}})
+    settings = load_settings(conf)
+    monkeypatch.delenv("UP_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"UP_TEST_KEY.*not set"):
+        pseudonym_key(settings)
+    monkeypatch.setenv("UP_TEST_KEY", "short")
+    with pytest.raises(ConfigError, match="too short"):
+        pseudonym_key(settings)
+    monkeypatch.setenv("UP_TEST_KEY", "x" * 32)
+    assert pseudonym_key(settings) == b"x" * 32
