@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

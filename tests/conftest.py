@@ -59,15 +59,30 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     session.stop()
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+# Tests reading the one shared end-to-end run form one unit of work for the test workers.
+SHARED_RUN = "tests/e2e/"
+# Units whose fixtures take minutes start first, so no worker is left with one at the end.
+SLOW_UNITS = (SHARED_RUN, "tests/deploy/test_cluster.py", "tests/models/test_step.py")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which it keeps otherwise
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Test workers take whole groups: every test reading the shared end-to-end run in one
-    (so it is made once), every other module in one (so module fixtures are built once)."""
-    e2e = Path(__file__).parent / "e2e"
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        shared_run = Path(str(item.path)).parent == e2e
-        item.add_marker(
-            pytest.mark.xdist_group("e2e-run" if shared_run else item.nodeid.split("::")[0])
-        )
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_UNITS))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadfile``: a file is a unit of work, except that every file of the shared
+    end-to-end run is one unit, so that run is made once; units are sent in collection order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedRunScheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SHARED_RUN):
+                return SHARED_RUN
+            return str(super()._split_scope(nodeid))
+
+    config.option.loadscopereorder = False
+    return SharedRunScheduling(config, log)
