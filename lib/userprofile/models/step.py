@@ -72,12 +72,8 @@ def run_train(
     label_days = settings.propensity.label_days
     train_date = as_of - dt.timedelta(days=label_days)
     features = (features_of or partial(stored_features, ctx))(train_date)
-    labelled = labelled_snapshot(
-        features,
-        stitched_events(ctx, train_date + dt.timedelta(days=label_days)),
-        train_date,
-        label_days,
-    )
+    # Labels come from events up to the snapshot: the label window ends at as_of.
+    labelled = labelled_snapshot(features, stitched_events(ctx, as_of), train_date, label_days)
     propensity = fit_propensity(
         labelled, settings.propensity, train_date, segmentation.model, settings.tags, metrics
     )
