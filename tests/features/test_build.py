@@ -31,6 +31,18 @@ def of(features: DataFrame, *users: str) -> DataFrame:
     return features.where(F.col("user_key").isin(*users))
 
 
+def assert_columns(actual: DataFrame, expected: DataFrame, approximate: bool = False) -> None:
+    """``actual``'s columns named in ``expected`` equal it row for row (in any row order);
+    with ``approximate``, doubles to within PRECISION."""
+    chosen = actual.select(*expected.columns)
+    if approximate:
+        assert_approx_df_equality(
+            chosen, expected, PRECISION, ignore_row_order=True, ignore_nullable=True
+        )
+    else:
+        assert_df_equality(chosen, expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_population_is_known_users_before_the_snapshot(
     spark: SparkSession, features: DataFrame
 ) -> None:
@@ -49,12 +61,7 @@ def test_windowed_counts_exclude_the_snapshot_day(spark: SparkSession, features:
         "revenue_30d double, revenue_total double, cancels_30d long, cancels_90d long, "
         "product_views_90d long, searches_7d long, carts_30d long",
     )
-    assert_df_equality(
-        of(features, "A").select(*expected.columns),
-        expected,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A"), expected)
 
 
 def test_recency_tenure_and_ratios(spark: SparkSession, features: DataFrame) -> None:
@@ -65,22 +72,11 @@ def test_recency_tenure_and_ratios(spark: SparkSession, features: DataFrame) -> 
         "avg_order_value double, view_to_cart_rate_30d double, cart_to_purchase_rate_30d double, "
         "favourite_category string, age_band string, region string",
     )
-    assert_df_equality(
-        of(features, "A").select(*exact.columns),
-        exact,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A"), exact)
     approximate = spark.createDataFrame(
         [("A", 2 / 3, 1 / 3)], "user_key string, mobile_share double, night_share double"
     )
-    assert_approx_df_equality(
-        of(features, "A").select(*approximate.columns),
-        approximate,
-        precision=PRECISION,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A"), approximate, approximate=True)
 
 
 def test_basket_price_and_conversion(spark: SparkSession, features: DataFrame) -> None:
@@ -91,24 +87,13 @@ def test_basket_price_and_conversion(spark: SparkSession, features: DataFrame) -
         "user_key string, items_30d long, items_total long, avg_item_price double, "
         "cancel_share double, days_since_first_event int",
     )
-    assert_df_equality(
-        of(features, "A").select(*exact.columns),
-        exact,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A"), exact)
     approximate = spark.createDataFrame(
         [("A", 1 / 8, 2 / 3, 8 / 3)],
         "user_key string, search_share double, orders_per_session double, "
         "events_per_session double",
     )
-    assert_approx_df_equality(
-        of(features, "A").select(*approximate.columns),
-        approximate,
-        precision=PRECISION,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A"), approximate, approximate=True)
 
 
 def test_category_affinity_and_channel_mix(spark: SparkSession, features: DataFrame) -> None:
@@ -158,12 +143,7 @@ def test_time_habits_and_trend(spark: SparkSession, features: DataFrame) -> None
         "user_key string, weekend_share double, peak_time_of_day string, "
         "activity_trend double, revenue_trend double",
     )
-    assert_df_equality(
-        of(features, "A", "B").select(*expected.columns),
-        expected,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "A", "B"), expected)
 
 
 def test_user_without_events_gets_zeros_and_nulls(spark: SparkSession, features: DataFrame) -> None:
@@ -173,12 +153,7 @@ def test_user_without_events_gets_zeros_and_nulls(spark: SparkSession, features:
         "recency_days int, days_since_last_purchase int, avg_order_value double, "
         "tenure_days int, age_band string",
     )
-    assert_df_equality(
-        of(features, "B").select(*expected.columns),
-        expected,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    assert_columns(of(features, "B"), expected)
 
 
 def test_labels_look_only_at_the_window_after_the_snapshot(
