@@ -50,3 +50,19 @@ def test_a_stored_snapshot_is_read_not_recomputed(spark: SparkSession, ctx: RunC
     again = stored_or_built(ctx, AS_OF).select("user_key", "orders_total")
     expected = spark.createDataFrame([("A", 99), ("B", 99)], "user_key string, orders_total long")
     assert_df_equality(again, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_without_a_crm_export_attributes_are_null(
+    spark: SparkSession, make_settings: SettingsFactory, events: DataFrame
+) -> None:
+    """A source with events only (no users file): every user with events gets features."""
+    ctx = RunContext(spark, make_settings())
+    tables.append(events, ctx.table("silver_events"), ["event_date"])
+    built = stored_or_built(ctx, AS_OF).select(
+        "user_key", "orders_total", "age_band", "gender", "region"
+    )
+    expected = spark.createDataFrame(
+        [("A", 2, "unknown", None, None)],
+        "user_key string, orders_total long, age_band string, gender string, region string",
+    )
+    assert_df_equality(built, expected, ignore_row_order=True, ignore_nullable=True)

@@ -30,6 +30,8 @@ EVENT_COLUMNS = (
     "channel",
 )
 USER_COLUMNS = ("user_key", "age", "gender", "region", "signup_date")
+# The CRM attributes features read, as a schema: an empty frame of it stands for "no CRM export".
+USER_SCHEMA = "user_key string, age int, gender string, region string, signup_date date"
 # Per-session habits, summed over the user's lifetime (not windowed).
 HABIT_COUNTS = (
     "mobile",

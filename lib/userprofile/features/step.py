@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from userprofile.features.build import user_features
+from userprofile.features.build import USER_SCHEMA, user_features
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 from userprofile.io.queries import snapshot, stitched_events
@@ -17,7 +17,15 @@ def compute_features(ctx: RunContext, as_of: dt.date) -> DataFrame:
     """Features as of ``as_of`` from silver, without writing them."""
     cfg = ctx.settings.features
     build = user_features(as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n)
-    return build(stitched_events(ctx, as_of), ctx.read("silver_users"))
+    return build(stitched_events(ctx, as_of), crm_users(ctx))
+
+
+def crm_users(ctx: RunContext) -> DataFrame:
+    """Silver users; none when no CRM export was ever ingested (the attributes stay null)."""
+    users = ctx.table("silver_users")
+    if tables.exists(ctx.spark, users):
+        return tables.read(ctx.spark, users)
+    return ctx.spark.createDataFrame([], USER_SCHEMA)
 
 
 def run_features(ctx: RunContext, as_of: dt.date) -> StepReport:
