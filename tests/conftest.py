@@ -62,7 +62,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
 # Tests reading the one shared end-to-end run form one unit of work for the test workers.
 SHARED_RUN = "tests/e2e/"
 # Units whose fixtures take minutes start first, so no worker is left with one at the end.
-SLOW_UNITS = (SHARED_RUN, "tests/deploy/test_cluster.py", "tests/models/test_step.py")
+SLOW_UNITS = (
+    SHARED_RUN,
+    "tests/deploy/test_cluster.py",
+    "tests/models/test_step.py",
+    "tests/examples/test_examples.py",
+    "tests/test_pipeline.py",
+    "tests/ingest/test_reprocess.py",
+)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which it keeps otherwise

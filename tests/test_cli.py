@@ -66,6 +66,42 @@ def test_pipeline_backfill_options() -> None:
     assert args.retrain_after_days == 0
 
 
+@pytest.mark.parametrize(
+    ("argv", "files", "since"),
+    [
+        (["--files", "landing_date=2026-01-0[5-9]/*"], "landing_date=2026-01-0[5-9]/*", None),
+        (["--since", "2026-01-05"], None, dt.date(2026, 1, 5)),
+        ([], None, None),
+    ],
+)
+def test_reprocess_takes_a_source_and_files_or_since(
+    argv: list[str], files: str | None, since: dt.date | None
+) -> None:
+    args = build_parser().parse_args(["reprocess", "--source", "orders", *argv])
+    assert (args.source, args.files, args.since) == ("orders", files, since)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--source", "o", "--files", "*", "--since", "2026-01-05"],
+            "argument --since: not allowed with argument --files",
+        ),
+        (["--files", "*"], "the following arguments are required: --source"),
+        (["--source", "o", "--since", "2026-02-30"], "'2026-02-30' is not a date"),
+        (["--source", "o", "--as-of", "2026-05-01"], "unrecognized arguments: --as-of"),
+    ],
+)
+def test_reprocess_refuses(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["reprocess", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["-1", "seven"])
 def test_retrain_after_days_must_be_a_whole_number_of_days(value: str) -> None:
     with pytest.raises(SystemExit) as stopped:
@@ -99,6 +135,17 @@ def test_cli_rejects_bad_date_fast() -> None:
     assert done.returncode == 2
     assert seconds < 5
     assert "'2026-13-01' is not a date of the form YYYY-MM-DD" in done.stderr
+
+
+def test_cli_refuses_an_unknown_source_before_spark_starts(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "conf.yaml", {"extends": str(REPO / "conf/base.yaml")})
+    done, seconds = _cli("reprocess", "--conf", str(conf), "--source", "order")
+    assert done.returncode == 2
+    assert seconds < 5
+    assert (
+        "userprofile: error: --source 'order': no such source in ingest.sources "
+        "(configured: events)" in done.stderr
+    )
 
 
 def test_tag_with_a_typo_fails_fast_naming_tag_and_file(tmp_path: Path) -> None:

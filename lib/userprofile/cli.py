@@ -76,6 +76,23 @@ def _generate_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
+def _reprocess_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--source", required=True, metavar="NAME", help="a source of ingest.sources")
+    which = sub.add_mutually_exclusive_group()
+    which.add_argument(
+        "--files",
+        metavar="GLOB",
+        help="ingested files whose path under the source's folder matches (fnmatch; "
+        "default: all ingested files of the source)",
+    )
+    which.add_argument(
+        "--since",
+        type=parse_date,
+        metavar="YYYY-MM-DD",
+        help="ingested files modified on or after this date (UTC)",
+    )
+
+
 def _train_options(sub: argparse.ArgumentParser) -> None:
     _as_of(sub)
     _retrain(sub)
@@ -178,6 +195,7 @@ def _bench_options(sub: argparse.ArgumentParser) -> None:
 OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None] | None] = {
     "generate": _generate_options,
     "ingest": None,
+    "reprocess": _reprocess_options,
     "features": _as_of,
     "train": _train_options,
     "profile": _as_of,
@@ -254,6 +272,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from userprofile.io.session import get_spark, owns_session
 
     spec = COMMANDS[args.step]
+    if spec.check is not None:
+        spec.check(settings, args)  # before Spark starts
     reuse = not owns_session()
     spark = get_spark(settings)
     try:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from userprofile.config import Settings
     from userprofile.io.context import RunContext, StepReport
 
 Runner = Callable[["RunContext", argparse.Namespace], "list[StepReport]"]
+# Checks options against the config before Spark starts; raises ConfigError.
+Check = Callable[["Settings", argparse.Namespace], None]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Command:
     run: Runner
     # It logs and times its own steps (several of them).
     logs_itself: bool
+    check: Check | None = None
 
 
 COMMANDS: dict[str, Command] = {}
@@ -33,11 +37,12 @@ def command(
     name: str,
     help: str,
     logs_itself: bool = False,
+    check: Check | None = None,
 ) -> Callable[[Runner], Runner]:
     """Register a runner as the subcommand ``name`` (in the order of the steps)."""
 
     def register(run: Runner) -> Runner:
-        COMMANDS[name] = Command(name, help, run, logs_itself)
+        COMMANDS[name] = Command(name, help, run, logs_itself, check)
         return run
 
     return register
@@ -58,6 +63,23 @@ def _ingest(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
     from userprofile.ingest.step import run_ingest
 
     return [run_ingest(ctx)]
+
+
+def _known_source(settings: Settings, args: argparse.Namespace) -> None:
+    from userprofile.ingest.reprocess import configured_source
+
+    configured_source(settings, args.source)
+
+
+@command(
+    "reprocess",
+    "re-ingest ingested files of one source after a mapping fix, replacing their rows",
+    check=_known_source,
+)
+def _reprocess(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
+    from userprofile.ingest.reprocess import run_reprocess
+
+    return [run_reprocess(ctx, args.source, args.files, args.since)]
 
 
 @command("features", "silver -> user_features for the snapshot date")

@@ -27,5 +27,13 @@ class MissingInputError(UserProfileError):
     """A step needs data that an earlier step has not produced yet."""
 
 
+class NotEnoughHistoryError(MissingInputError):
+    """Too few days of events to train the models yet: time, not a step, will fix it.
+
+    ``userprofile train`` fails with it; the pipeline records train as skipped and
+    writes the profile without the model columns.
+    """
+
+
 class LeakageError(UserProfileError):
     """Training data shows information from the label window: the model would be a lie."""

@@ -9,6 +9,12 @@ versioned), so a failed run is simply run again. Each snapshot's run is
 recorded in ``pipeline_runs`` (status, steps, row counts, durations, error),
 so an operator sees what happened without reading logs; a range skips the
 dates whose last run succeeded unless forced.
+
+Too little history to train (``NotEnoughHistoryError``) does not stop a run: train
+is recorded as skipped (its report row and ``notes`` give the reason), the profile
+is written without the model columns, and the run's status is
+``succeeded_without_models``. Such a date counts as done in a range: the same
+events would give the same answer. ``userprofile train`` on its own still fails.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from functools import partial
 
 from pyspark.sql import functions as F
 
+from userprofile.errors import NotEnoughHistoryError
 from userprofile.features.step import run_features, stored_or_built
 from userprofile.ingest.step import run_ingest
 from userprofile.io import tables
-from userprofile.io.context import RunContext, StepReport, utc_now
+from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
 from userprofile.io.progress import log, logged
 from userprofile.models.step import run_train
 from userprofile.profile.step import run_profile
@@ -31,9 +38,13 @@ from userprofile.profile.step import run_profile
 RUNS_COLUMNS = (
     "run_id string, as_of date, status string, steps array<string>, "
     "step_seconds map<string, double>, step_rows map<string, string>, error string, "
-    "started_at timestamp, finished_at timestamp"
+    "started_at timestamp, finished_at timestamp, notes string"
 )
 SUCCEEDED, FAILED = "succeeded", "failed"
+# The run wrote its profile, but no model could be trained yet (see the notes).
+SUCCEEDED_WITHOUT_MODELS = "succeeded_without_models"
+# The report row of a step that was skipped, with the reason.
+SKIPPED = "skipped"
 
 
 def run_pipeline(ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0) -> list[StepReport]:
@@ -59,7 +70,7 @@ def run_range(
     for index, day in enumerate(todo):
         steps: list[tuple[str, Callable[[], StepReport]]] = [
             ("features", partial(run_features, ctx, day)),
-            ("train", partial(train, ctx, day, retrain_after_days)),
+            ("train", partial(train_unless_too_early, ctx, day, retrain_after_days)),
             ("profile", partial(run_profile, ctx, day)),
         ]
         if index == 0:
@@ -75,6 +86,18 @@ def train(ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0) -> StepR
     return run_train(ctx, as_of, retrain_after_days, features_of=partial(stored_or_built, ctx))
 
 
+def train_unless_too_early(
+    ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0
+) -> StepReport:
+    """The train step, skipped (with the reason) while the history is too short to train."""
+    clock = Stopwatch()
+    try:
+        return train(ctx, as_of, retrain_after_days)
+    except NotEnoughHistoryError as exc:
+        log.info("train: skipped, %s", exc)
+        return StepReport("train", {SKIPPED: str(exc)}, clock.seconds())
+
+
 def _recorded(
     ctx: RunContext, day: dt.date, steps: list[tuple[str, Callable[[], StepReport]]]
 ) -> list[StepReport]:
@@ -86,7 +109,9 @@ def _recorded(
     except Exception as exc:
         _record(ctx, day, reports, FAILED, started, f"{type(exc).__name__}: {exc}")
         raise
-    _record(ctx, day, reports, SUCCEEDED, started, None)
+    skipped = [f"{r.step} skipped: {r.rows[SKIPPED]}" for r in reports if SKIPPED in r.rows]
+    status = SUCCEEDED_WITHOUT_MODELS if skipped else SUCCEEDED
+    _record(ctx, day, reports, status, started, None, "; ".join(skipped) or None)
     return reports
 
 
@@ -97,6 +122,7 @@ def _record(
     status: str,
     started: dt.datetime,
     error: str | None,
+    notes: str | None = None,
 ) -> None:
     row = (
         ctx.run_id,
@@ -108,16 +134,18 @@ def _record(
         (error or "").strip().splitlines()[0][:1000] if error else None,
         started,
         utc_now(),
+        notes,
     )
     frame = ctx.spark.createDataFrame([row], RUNS_COLUMNS)
     tables.append(frame, ctx.table("pipeline_runs"), add_columns=True)
 
 
 def _succeeded_dates(ctx: RunContext) -> set[dt.date]:
-    """Dates whose newest recorded run succeeded."""
+    """Dates whose newest recorded run succeeded (with or without models)."""
     ref = ctx.table("pipeline_runs")
     if not tables.exists(ctx.spark, ref):
         return set()
     runs = tables.read(ctx.spark, ref)
     newest = runs.groupBy("as_of").agg(F.max_by("status", "finished_at").alias("status"))
-    return {r["as_of"] for r in newest.where(F.col("status") == SUCCEEDED).collect()}
+    done = F.col("status").isin(SUCCEEDED, SUCCEEDED_WITHOUT_MODELS)
+    return {r["as_of"] for r in newest.where(done).collect()}

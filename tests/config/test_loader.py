@@ -145,3 +145,31 @@ def test_unset_environment_reference_names_file_and_key(
     monkeypatch.delenv("UP_NOPE", raising=False)
     with pytest.raises(ConfigError, match=r"env\.yaml: tables\.user_profile: .*UP_NOPE is not set"):
         load_settings(conf)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "conf/examples").glob("*.yaml")))
+def test_shipped_examples_load(example: str) -> None:
+    settings = load_settings(REPO / "conf" / "examples" / example)
+    assert [n for n, s in settings.ingest.sources.items() if s.enabled] != ["events"]
+
+
+@pytest.mark.parametrize(
+    ("layout", "price", "problem"),
+    [
+        ({"format": "csv", "csv": {"columns": ["UnitPrice"]}}, "UnitPrise", "UnitPrise"),
+        ({"format": "text", "text": {"columns": ["amount"]}}, "try_cast(cost AS double)", "cost"),
+        ({"format": "regex", "regex": {"pattern": r"(?<amount>\d+)"}}, "amount2", "amount2"),
+    ],
+)
+def test_field_mappings_are_checked_against_the_layout_at_load(
+    tmp_path: Path, layout: dict[str, object], price: str, problem: str
+) -> None:
+    fields = {"event_ts": "'2026-01-01'", "event_type": "'purchase'", "user_id": "'u'"}
+    source = {"path": "orders", **layout, "fields": {**fields, "price": price}}
+    conf = write_conf(
+        tmp_path / "orders.yaml",
+        {"extends": str(REPO / "conf/base.yaml"), "ingest": {"sources": {"orders": source}}},
+    )
+    expected = f"orders.yaml: ingest.sources.orders.fields.price: unknown column(s) {problem}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(conf)

@@ -4,17 +4,15 @@ personal data, every input line accounted for."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.e2e.shared import AS_OF, EARLIER, USERS, PipelineRun
-from tests.helpers import REPO, TEST_KEY
+from tests.helpers import TEST_KEY
 from userprofile.cli import main
 from userprofile.ingest.privacy import hmac_sha256_hex
 from userprofile.profile.contract import PROFILE_COLUMNS
@@ -199,23 +197,3 @@ def _order(column: str):  # type: ignore[no-untyped-def]
     from pyspark.sql import Window
 
     return Window.orderBy(column)
-
-
-def test_the_readme_reads_the_profile_without_spark(pipeline_run: PipelineRun) -> None:
-    """The README's delta-rs snippet, run as written on the run's profile and snapshot."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"Without Spark \(delta-rs, pandas\):\n\n```python\n(.*?)```", readme, re.S)
-    assert found, "README has no delta-rs snippet"
-    snippet = found.group(1)
-    path, day = '"data/warehouse/gold/user_profile"', "dt.date(2026, 5, 1)"
-    assert path in snippet
-    assert day in snippet
-    code = snippet.replace(path, repr(pipeline_run.profile_path)).replace(
-        day, f"dt.date({AS_OF.year}, {AS_OF.month}, {AS_OF.day})"
-    )
-    namespace: dict[str, object] = {}
-    exec(code, namespace)
-    latest = namespace["latest"]
-    assert isinstance(latest, pd.DataFrame)
-    assert len(latest) == USERS
-    assert set(latest.snapshot_date) == {AS_OF}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +42,8 @@ def test_backfill_skips_completed_dates(
     backfill = ["pipeline", "--conf", str(own_run.conf), "--from", day_before.isoformat()]
     backfill += ["--retrain-after-days", "7"]  # the newest model (EARLIER's) is 6 days old
     assert main([*backfill, "--to", AS_OF.isoformat()]) == 0
-    assert f"already complete (use --force)  {AS_OF}" in capsys.readouterr().out
+    # Keys are padded to the longest one in the summary (segment names are long).
+    assert re.search(rf"already complete \(use --force\) +{AS_OF}", capsys.readouterr().out)
     runs = _runs(own_run)
     (new,) = runs[runs.as_of == day_before].itertuples()
     assert new.status == "succeeded"
@@ -50,14 +53,28 @@ def test_backfill_skips_completed_dates(
     assert len(_runs(own_run)) == len(runs)  # nothing left to do: nothing recorded
 
 
-def test_a_failed_run_is_recorded(own_run: PipelineRun) -> None:
-    # No history 30 days before 2026-01-20: training refuses, after features succeeded.
-    assert main(["pipeline", "--conf", str(own_run.conf), "--as-of", "2026-01-20"]) == 1
+def test_a_run_without_enough_history_is_recorded_without_models(own_run: PipelineRun) -> None:
+    # No history 30 days before 2026-01-20: training is skipped, the profile is still written.
+    assert main(["pipeline", "--conf", str(own_run.conf), "--as-of", "2026-01-20"]) == 0
     runs = _runs(own_run)
-    (failed,) = runs[runs.as_of == dt.date(2026, 1, 20)].itertuples()
-    assert failed.status == "failed"
-    assert list(failed.steps) == ["ingest", "features"]
-    assert "no events before 2025-12-21" in failed.error
+    (run,) = runs[runs.as_of == dt.date(2026, 1, 20)].itertuples()
+    assert run.status == "succeeded_without_models"
+    assert list(run.steps) == ["ingest", "features", "train", "profile"]
+    assert run.notes.startswith("train skipped: no events before 2025-12-21")
+
+
+def test_a_failed_run_is_recorded(own_run: PipelineRun) -> None:
+    # The model the run reuses is gone: profile fails after features and train succeeded.
+    shutil.rmtree(Path(own_run.settings.storage.models) / "segmentation")
+    args = ["--conf", str(own_run.conf), "--as-of", AS_OF.isoformat(), "--retrain-after-days", "30"]
+    assert main(["pipeline", *args]) == 1
+    runs = _runs(own_run)
+    failed = runs[runs.status == "failed"]
+    assert len(failed) == 1
+    (row,) = failed.itertuples()
+    assert row.as_of == AS_OF
+    assert list(row.steps) == ["ingest", "features", "train"]
+    assert "segmentation" in row.error
 
 
 def test_training_is_skipped_while_the_model_is_recent(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from tests.helpers import REPO, TEST_KEY, conf_document, storage_under, write_co
 from tests.ingest.raw_events import CASES, event, write_landing
 from userprofile.config import load_settings
 from userprofile.errors import DataQualityError
-from userprofile.ingest.step import run_ingest
+from userprofile.ingest.step import IngestCounts, check_reject_share, run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext
 
@@ -219,8 +220,8 @@ def test_clickstream_export(spark: SparkSession, tmp_path: Path) -> None:
         "event_ts timestamp, session_id string",
     )
     assert_df_equality(bronze, expected, ignore_row_order=True, ignore_nullable=True)
-    # The repeated purchase line is the same event: stored once in silver.
-    assert tables.read(spark, ctx.table("silver_events")).count() == 3
+    # The repeated purchase line is a second purchase in the same file (line identity).
+    assert tables.read(spark, ctx.table("silver_events")).count() == 4
 
 
 def test_order_lines_export(spark: SparkSession, tmp_path: Path) -> None:
@@ -230,7 +231,7 @@ def test_order_lines_export(spark: SparkSession, tmp_path: Path) -> None:
     assert report.rows["quarantined BAD_QUANTITY"] == 1  # negative quantity, not a cancellation
     assert report.rows["quarantined BAD_FIELD_TYPE"] == 1  # price "abc"
     bronze = tables.read(spark, ctx.table("bronze_events")).select(
-        F.split("event_id", ":")[0].alias("invoice"),
+        F.col("order_id").alias("invoice"),
         "event_type",
         "quantity",
         "price",
@@ -311,3 +312,63 @@ def test_killed_ingest_resumes_exactly_once(spark: SparkSession, tmp_path: Path)
     silver = [r.event_id for r in tables.read(spark, ctx.table("silver_events")).collect()]
     assert sorted(silver) == sorted(expected_ids)
     assert tables.read(spark, ctx.table("bronze_quarantine")).count() == FILES
+
+
+def over_limit_counts() -> IngestCounts:
+    return IngestCounts(
+        accepted=6,
+        rejected=Counter(
+            {"BAD_TIMESTAMP": 5, "NEGATIVE_PRICE": 3, "MISSING_USER": 2, "BAD_QUANTITY": 1}
+        ),
+        samples={
+            "BAD_TIMESTAMP": '{"event_ts": "01/02/2026"}',
+            "NEGATIVE_PRICE": "x" * 300,
+            "MISSING_USER": "{}",
+            "BAD_QUANTITY": "{q}",
+        },
+    )
+
+
+def test_the_over_limit_error_names_the_top_reasons_with_a_sample_line_each() -> None:
+    with pytest.raises(DataQualityError) as raised:
+        check_reject_share(over_limit_counts(), max_share=0.5)
+    lines = str(raised.value).splitlines()
+    assert lines[0].startswith("64.7% of 17 event records were quarantined")
+    assert lines[1].startswith("  BAD_TIMESTAMP: 5 (event_ts is missing or does not match")
+    assert lines[1].endswith("""e.g. '{"event_ts": "01/02/2026"}'""")
+    assert lines[2].startswith("  NEGATIVE_PRICE: 3")
+    assert lines[2].endswith("x" * 200 + "...'")
+    assert (
+        lines[3]
+        == "  MISSING_USER: 2 (no user_id (and no anonymous_id where the source allows anonymous rows)), e.g. '{}'"
+    )
+    assert "BAD_QUANTITY" not in str(raised.value)  # top three only
+    assert "userprofile reprocess --source NAME" in lines[4]
+
+
+def test_a_reject_share_at_the_limit_passes() -> None:
+    check_reject_share(over_limit_counts(), max_share=11 / 17)
+    with pytest.raises(DataQualityError):
+        check_reject_share(over_limit_counts(), max_share=11 / 17 - 1e-9)
+
+
+def test_tables_from_before_order_ids_gain_the_column(
+    spark: SparkSession, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings()
+    ctx = RunContext(spark, settings)
+    landing = Path(settings.storage.landing)
+    write_landing(landing, "old.json", [event(event_id="old")])
+    run_ingest(ctx)
+    for name in ("bronze", "silver"):  # as an older release wrote them
+        path = str(Path(settings.storage.warehouse) / name / "events")
+        old = spark.read.format("delta").load(path).drop("order_id")
+        writer = old.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        writer.partitionBy("event_date").save(path)
+    write_landing(landing, "new.json", [event(event_id="new", order_id="O-1")], day="2026-01-06")
+    run_ingest(ctx)
+    silver = tables.read(spark, ctx.table("silver_events")).select("event_id", "order_id")
+    expected = spark.createDataFrame(
+        [("old", None), ("new", "O-1")], "event_id string, order_id string"
+    )
+    assert_df_equality(silver, expected, ignore_row_order=True, ignore_nullable=True)

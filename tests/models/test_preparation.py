@@ -1,42 +1,32 @@
-"""Model preparation stages: the prior correction undoes class weighting, and persists."""
+"""Input preparation: an input without any value (dates-only sources) does not stop a fit."""
 
 from __future__ import annotations
 
-import random
-from pathlib import Path
-
 import pytest
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.functions import vector_to_array
+from py4j.protocol import Py4JJavaError
+from pyspark.ml import Pipeline
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from userprofile.models.preparation import PriorCorrection
-from userprofile.models.propensity import LABEL
+from userprofile.models.preparation import as_is, preparation_stages, with_values
+
+INPUTS = (as_is("night_share"), as_is("mobile_share"))
 
 
-def test_prior_correction_restores_the_purchase_rate(spark: SparkSession, tmp_path: Path) -> None:
-    """A class-weighted model's mean probability is ~0.5; corrected, it matches the real rate."""
-    draw = random.Random(5)
-    # P(y = 1 | x) = 0.02 + 0.02 x for x in 0..9: overlapping classes, about 11% positive.
-    rows = [(float(i % 10), float(draw.random() < 0.02 + 0.02 * (i % 10))) for i in range(5000)]
-    share = sum(y for _, y in rows) / len(rows)
-    data = spark.createDataFrame(rows, f"x double, {LABEL} double").withColumn(
-        "class_weight", F.when(F.col(LABEL) > 0, 1 - share).otherwise(share)
+def test_an_input_without_values_is_taken_as_zero(spark: SparkSession) -> None:
+    # Every user's night_share is null: all their sources have dates only.
+    snapshot = spark.createDataFrame(
+        [(None, 0.5), (None, 1.0), (None, None)], "night_share double, mobile_share double"
     )
-    lr = LogisticRegression(featuresCol="v", labelCol=LABEL, weightCol="class_weight")
-    correction = PriorCorrection(
-        inputCol="rawPrediction", outputCol="p", logOddsOffset=PriorCorrection.offset_for(share)
-    )
-    fitted = Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="v"), lr]).fit(data)
-    model = PipelineModel(stages=[*fitted.stages, correction])
-    model.write().overwrite().save(str(tmp_path / "m"))
-    loaded = PipelineModel.load(str(tmp_path / "m"))
-    weighted = fitted.transform(data).agg(F.avg(vector_to_array("probability")[1])).first()
-    assert weighted is not None
-    assert weighted[0] > 0.3  # what the weighting alone would report
-    mean_p = loaded.transform(data).agg(F.avg("p")).first()
-    assert mean_p is not None
-    assert mean_p[0] == pytest.approx(share, abs=0.02)
+    with pytest.raises(Py4JJavaError, match="surrogate cannot be computed"):
+        Pipeline(stages=preparation_stages("x", INPUTS)).fit(snapshot)
+    inputs = with_values(snapshot, INPUTS)
+    assert [i.sql for i in inputs] == [
+        "coalesce(CAST(`night_share` AS DOUBLE), 0D)",
+        "CAST(`mobile_share` AS DOUBLE)",  # one value is enough for the median
+    ]
+    prepared = Pipeline(stages=preparation_stages("x", inputs)).fit(snapshot).transform(snapshot)
+    assert [tuple(r) for r in prepared.select("x_night_share", "x_mobile_share").collect()] == [
+        (0.0, 0.5),
+        (0.0, 1.0),
+        (0.0, 0.5),  # the median (the lower of two values, as Spark takes it), as before
+    ]

@@ -1,5 +1,6 @@
-"""Segmentation: clusters keep their segment ids across retraining, names come from rules,
-and k is chosen by silhouette with a preference for stability."""
+"""Segmentation: clusters keep their segment ids (and kept ones their names) across
+retraining, the others are named afresh, and k is chosen by silhouette with a preference for
+stability."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import math
 import pytest
 from pyspark.sql import SparkSession
 
-from userprofile.config import SegmentRule
+from userprofile.config import SegmentationConfig, SegmentRule
 from userprofile.errors import ConfigError
+from userprofile.models.naming import NAMING_FEATURES
 from userprofile.models.segmentation import (
     STATUS_KEPT,
     STATUS_MOVED,
@@ -50,7 +52,7 @@ def test_retrained_clusters_take_the_nearest_previous_id() -> None:
     )
     assert (by_cluster[1].segment_id, by_cluster[1].status) == (0, STATUS_MOVED)
     assert by_cluster[1].moved_distance == pytest.approx(math.sqrt(9 / 2))
-    assert by_cluster[1].name == ""  # a moved segment is named afresh by the rules
+    assert by_cluster[1].name == ""  # a moved segment is named afresh
     assert (by_cluster[2].segment_id, by_cluster[2].status) == (3, STATUS_NEW)  # ids not reused
     retired = [s for s in segments if s.status == STATUS_RETIRED]
     assert [(s.segment_id, s.name) for s in retired] == [(2, "gone")]
@@ -62,15 +64,32 @@ def test_distance_is_in_standard_deviations() -> None:
     assert near[0].status == STATUS_KEPT  # 3 units of an input whose spread is 10
 
 
-def test_names_come_from_rules_and_are_unique() -> None:
+def test_kept_segments_keep_their_names_and_the_others_are_named_afresh() -> None:
     segments = [
         Segment(0, "", (0.0,), cluster_index=0),
-        Segment(1, "", (1.0,), cluster_index=1),
-        Segment(2, "loyal", (2.0,), status=STATUS_KEPT, cluster_index=2),
+        Segment(1, "", (1.0,), status=STATUS_MOVED, cluster_index=1),
+        Segment(2, "very recent, frequent", (2.0,), status=STATUS_KEPT, cluster_index=2),
         Segment(3, "", (3.0,), cluster_index=3),
+        Segment(4, "gone", (4.0,), status=STATUS_RETIRED),
     ]
-    named = name_segments(segments, {0: "new users", 1: "new users", 2: "other", 3: None})
-    assert [s.name for s in named] == ["new users", "new users 2", "loyal", "segment 3"]
+    # Percentiles of a population spread evenly over 0..100: a value v sits at q = v / 100.
+    quantiles = dict.fromkeys(NAMING_FEATURES, tuple(float(i) for i in range(101)))
+    centres = {
+        0: {"recency_days": 95.0},
+        1: {"recency_days": 5.0, "orders_90d": 80.0, "tenure_days": 60.0},
+        2: {"recency_days": 50.0},
+        3: {"tenure_days": 20.0},
+    }
+    cfg = SegmentationConfig(name_words=2)
+    named = name_segments(segments, {3: "vip"}, centres, quantiles, cfg)
+    assert [(s.segment_id, s.name) for s in named] == [
+        (0, "long lapsed"),
+        # Its words are the kept segment's name: one more word tells them apart.
+        (1, "very recent, frequent, long-standing"),
+        (2, "very recent, frequent"),
+        (3, "vip"),
+        (4, "gone"),
+    ]
 
 
 def test_best_k_prefers_the_smaller_k_on_a_tie() -> None:

@@ -18,6 +18,7 @@ from userprofile.errors import LeakageError
 from userprofile.features.catalog import CENTRE_COLUMNS
 from userprofile.features.step import compute_features
 from userprofile.io.context import RunContext
+from userprofile.models.naming import COMPARATIVES, TYPICAL, WORDS
 from userprofile.models.registry import latest_model_version, model_path
 from userprofile.models.segmentation import STATUS_KEPT, STATUS_NEW
 from userprofile.models.step import run_train
@@ -103,8 +104,14 @@ def test_segment_summary_in_original_units(spark: SparkSession, settings: Settin
     assert {r.status for r in summary} == {STATUS_NEW}
     assert sum(r.users for r in summary) == USERS
     assert sum(r.share for r in summary) == pytest.approx(1.0)
-    rule_names = {rule.name for rule in settings.segmentation.names}
-    assert all(r.segment_name.rstrip(" 0123456789") in rule_names for r in summary)
+    # Named in the naming vocabulary (no overrides in base.yaml), unique, without numbers.
+    vocabulary = {
+        TYPICAL,
+        *(w for ws in (*WORDS.values(), *COMPARATIVES.values()) for w in ws if w),
+    }
+    names = [r.segment_name for r in summary]
+    assert len(set(names)) == len(names)
+    assert all(set(name.split(", ")) <= vocabulary for name in names), names
     # The centre is the median of the segment's users, as the profile assigns them.
     model = PipelineModel.load(model_path(settings, "segmentation", version))
     features = read(spark, settings, "gold/user_features").where(F.col("snapshot_date") == AS_OF)

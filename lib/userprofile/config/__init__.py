@@ -6,8 +6,6 @@ from __future__ import annotations
 from userprofile.config.loader import load_settings
 from userprofile.config.schema import (
     ClvConfig,
-    CsvLayout,
-    EventSource,
     FeaturesConfig,
     GeneratorConfig,
     IngestConfig,
@@ -25,6 +23,7 @@ from userprofile.config.schema import (
     TablesConfig,
     TagRule,
 )
+from userprofile.config.sources import CsvLayout, EventSource, RegexLayout, TextLayout
 
 __all__ = [
     "ClvConfig",
@@ -38,6 +37,7 @@ __all__ = [
     "PrivacyConfig",
     "PropensityConfig",
     "RecommendationsConfig",
+    "RegexLayout",
     "RfmConfig",
     "SegmentRule",
     "SegmentationConfig",
@@ -46,5 +46,6 @@ __all__ = [
     "StorageConfig",
     "TablesConfig",
     "TagRule",
+    "TextLayout",
     "load_settings",
 ]

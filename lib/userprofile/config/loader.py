@@ -58,6 +58,21 @@ def _condition_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]
         if why:
             where = f"rfm.segments[{i}].when (RFM segment '{rule.name}')"
             problems.append((("rfm", "segments"), f"{where}: {why}"))
+    return problems + _mapping_problems(settings)
+
+
+def _mapping_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
+    """Field expressions of csv/text/regex sources over columns their layout does not have."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for name, source in settings.ingest.sources.items():
+        columns = source.columns
+        if columns is None:
+            continue  # JSON: fields are key names, not expressions
+        for field, expression in source.fields.items():
+            why = unknown_columns_or_syntax(expression, columns)
+            if why:
+                where = ("ingest", "sources", name, "fields", field)
+                problems.append((where, f"ingest.sources.{name}.fields.{field}: {why}"))
     return problems
 
 

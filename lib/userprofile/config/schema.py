@@ -11,17 +11,12 @@ import datetime as dt
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from userprofile.ingest.fields import EVENT_FIELDS
+from userprofile.config.sources import EventSource
+from userprofile.config.strict import StrictModel
 
 _SPARK_SIZE = re.compile(r"^\d+[kmgt]?$", re.IGNORECASE)
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SparkConfig(StrictModel):
@@ -116,53 +111,6 @@ class GeneratorConfig(StrictModel):
         return self.start_date + dt.timedelta(days=self.days)
 
 
-class CsvLayout(StrictModel):
-    """An export's columns, in file order: an explicit schema, never inferred."""
-
-    columns: list[str] = Field(min_length=1)
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    header: bool = True
-
-
-class EventSource(StrictModel):
-    """One landing folder of event logs and how its records map to our event fields.
-
-    JSON sources: ``fields`` renames keys (our field -> their key). CSV sources:
-    ``fields`` maps our field to a Spark SQL expression over the export's columns,
-    which are all strings (use ``try_cast``). Fields not mapped keep their own
-    name for JSON and are null for CSV, except ``event_id``, which for CSV
-    defaults to a hash of the whole line so a re-delivered line is stored once.
-    """
-
-    enabled: bool = True
-    format: Literal["json", "csv"] = "json"
-    # Folder under storage.landing, or an absolute path / URI.
-    path: str
-    csv: CsvLayout | None = None
-    fields: dict[str, str] = Field(default_factory=dict)
-    # Value mappings applied after `fields`, e.g. {event_type: {view: product_view}}.
-    values: dict[str, dict[str, str]] = Field(default_factory=dict)
-    # Spark datetime pattern of event_ts; default: ISO-8601.
-    timestamp_format: str | None = None
-    # Zone of timestamps that carry none (e.g. Europe/London); default: UTC.
-    timezone: str | None = None
-    # false: a record with an anonymous id but no user id is kept as anonymous.
-    require_user_id: bool = False
-
-    @model_validator(mode="after")
-    def _consistent(self) -> EventSource:
-        unknown = sorted((set(self.fields) | set(self.values)) - set(EVENT_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"unknown event field(s) {', '.join(unknown)}; ours are {', '.join(EVENT_FIELDS)}"
-            )
-        if self.format == "csv" and self.csv is None:
-            raise ValueError("a csv source needs `csv: {columns: [...]}`")
-        if self.format == "json" and self.csv is not None:
-            raise ValueError("`csv` options apply to csv sources only")
-        return self
-
-
 def _default_sources() -> dict[str, EventSource]:
     return {"events": EventSource(path="events")}
 
@@ -218,10 +166,6 @@ class SegmentRule(StrictModel):
     when: str
 
 
-def _default_segment_names() -> list[SegmentRule]:
-    return [SegmentRule(name="users", when="true")]
-
-
 class SegmentationConfig(StrictModel):
     # k is chosen in [k_min, k_max] by silhouette on a sample of users.
     k_min: int = Field(default=3, ge=2, le=50)
@@ -236,8 +180,13 @@ class SegmentationConfig(StrictModel):
     # A retrained segment whose centre shifted more than this (in standard deviations of the
     # inputs) keeps its id but is reported as `moved`.
     moved_distance: float = Field(default=1.0, gt=0)
-    # First matching rule names a segment; a name used twice gets a number.
-    names: list[SegmentRule] = Field(default_factory=_default_segment_names)
+    # A segment is named by what sets its centre apart: its most distinctive features by
+    # population quantile, in at most this many words unless more tell two segments apart.
+    name_words: int = Field(default=3, ge=1, le=6)
+    # Called recent only if the centre's recency_days is at most this, lapsed only if more.
+    recent_days: int = Field(default=30, ge=1)
+    # Optional overrides: the first rule that holds for a segment's centre names it.
+    names: list[SegmentRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _range(self) -> SegmentationConfig:

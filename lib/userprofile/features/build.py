@@ -4,6 +4,12 @@ A snapshot dated D sees only events strictly before D 00:00 UTC. Events are
 rolled up session -> user-day -> user, so distinct counts (sessions, active
 days) become plain counts of already-grouped rows instead of exact
 ``countDistinct`` over events.
+
+An order is one ``order_id`` (an invoice: many lines, one order); purchase lines
+without an order id count as one order per session. ``items`` is the quantity
+bought. Cancellations are counted the same way (a cancelled invoice is one).
+Sessions of sources with ``timestamp_precision: date`` have no time of day: their
+time-of-day counts are null and the shares are over sessions with a known time.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ EVENT_COLUMNS = (
     "device",
     "channel",
 )
+# Read when present: silver written before order ids existed has none.
+OPTIONAL_EVENT_COLUMNS = ("order_id", "source")
 USER_COLUMNS = ("user_key", "age", "gender", "region", "signup_date")
 # The CRM attributes features read, as a schema: an empty frame of it stands for "no CRM export".
 USER_SCHEMA = "user_key string, age int, gender string, region string, signup_date date"
@@ -40,6 +48,7 @@ HABIT_COUNTS = (
     "afternoon",
     "evening",
     "weekend",
+    "timed",
     "priced_events",
     "price_sum",
 )
@@ -54,7 +63,7 @@ RATIOS = {
     "search_share": ("searches_total", "events_total"),
     "cancel_share": ("cancels_total", "orders_total"),
     "mobile_share": ("mobile_total", "sessions_total"),
-    "night_share": ("night_total", "sessions_total"),
+    "night_share": ("night_total", "timed_total"),
     "weekend_share": ("weekend_total", "sessions_total"),
 }
 # Trend compares the last 30 days with the 30 before them.
@@ -68,15 +77,27 @@ def require_columns(df: DataFrame, columns: tuple[str, ...], where: str) -> None
 
 
 def user_features(
-    as_of: dt.date, windows_days: list[int], night_hours: list[int], affinity_top_n: int = 3
+    as_of: dt.date,
+    windows_days: list[int],
+    night_hours: list[int],
+    affinity_top_n: int = 3,
+    date_only_sources: tuple[str, ...] = (),
 ) -> Callable[[DataFrame, DataFrame], DataFrame]:
     """(events, users) -> one row per known user as of ``as_of`` (see module doc)."""
 
     def build(events: DataFrame, users: DataFrame) -> DataFrame:
         require_columns(events, EVENT_COLUMNS, "user_features(events)")
         require_columns(users, USER_COLUMNS, "user_features(users)")
-        before = events.where((F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull())
-        sessions = _sessions(before, night_hours)
+        before = events.where(
+            (F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull()
+        ).withColumns(
+            {
+                c: F.lit(None).cast("string")
+                for c in OPTIONAL_EVENT_COLUMNS
+                if c not in events.columns
+            }
+        )
+        sessions = _sessions(before, night_hours, date_only_sources)
         behaviour = (
             _windowed(_user_days(sessions), as_of, windows_days)
             .join(_category_affinity(before, as_of, affinity_top_n), "user_key", "left")
@@ -88,8 +109,11 @@ def user_features(
     return build
 
 
-def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
+def _sessions(
+    events: DataFrame, night_hours: list[int], date_only_sources: tuple[str, ...]
+) -> DataFrame:
     is_type: Callable[[str], Column] = lambda t: (F.col("event_type") == t).cast("int")  # noqa: E731
+    timed = ~F.coalesce(F.col("source").isin(*date_only_sources), F.lit(False))
     quantity = F.coalesce("quantity", F.lit(1))
     line_value = F.col("price") * quantity
     # Revenue is net of cancellations and returns (order exports carry them as `cancel`).
@@ -104,19 +128,32 @@ def _sessions(events: DataFrame, night_hours: list[int]) -> DataFrame:
             F.sum(is_type("product_view")).alias("product_views"),
             F.sum(is_type("search")).alias("searches"),
             F.sum(is_type("add_to_cart")).alias("carts"),
-            F.sum(is_type("purchase")).alias("orders"),
+            _orders("purchase").alias("orders"),
             F.sum(F.when(F.col("event_type") == "purchase", quantity)).alias("items"),
-            F.sum(is_type("cancel")).alias("cancels"),
+            _orders("cancel").alias("cancels"),
             F.coalesce(F.sum(net_value), F.lit(0.0)).alias("revenue"),
             F.count("price").alias("priced_events"),
             F.coalesce(F.sum("price"), F.lit(0.0)).alias("price_sum"),
             F.max((F.col("device") == "mobile").cast("int")).alias("mobile"),
             F.min_by("channel", "event_ts").alias("channel"),
+            F.min(timed.cast("int")).alias("timed"),
         )
         .withColumn("session_date", F.to_date("session_start"))
-        .withColumns(_time_of_day(F.hour("session_start"), night_hours))
+        .withColumns(
+            {
+                band: F.when(F.col("timed") == 1, one_hot)
+                for band, one_hot in _time_of_day(F.hour("session_start"), night_hours).items()
+            }
+        )
         .withColumn("weekend", F.dayofweek("session_start").isin(1, 7).cast("int"))
     )
+
+
+def _orders(event_type: str) -> Column:
+    """Distinct orders of a session: order ids, and one for lines without an id."""
+    order = F.when(F.col("event_type") == event_type, F.coalesce("order_id", F.lit("")))
+    # collect_set, not count_distinct: no Expand of the session aggregation.
+    return F.size(F.collect_set(order))
 
 
 def _time_of_day(hour: Column, night_hours: list[int]) -> dict[str, Column]:
@@ -168,6 +205,9 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         F.max(F.when(bought, date)).alias("last_purchase_date"),
         F.max(F.when(bought & (date < recent_start), date)).alias("last_purchase_before_30d"),
         F.sum(bought.cast("int")).alias("purchase_days_total"),
+        F.min(F.when(bought, F.struct(date, F.col("revenue"))))["revenue"].alias(
+            "revenue_first_purchase_day"
+        ),
         *[F.sum(c).alias(f"{c}_total") for c in HABIT_COUNTS],
     )
 
@@ -251,6 +291,7 @@ def _finish(joined: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
             F.datediff(F.lit(as_of), first_seen).alias("tenure_days"),
             _days_since("first_event_date", as_of).alias("days_since_first_event"),
             F.coalesce("purchase_days_total", F.lit(0)).alias("purchase_days_total"),
+            F.round("revenue_first_purchase_day", 2).alias("revenue_first_purchase_day"),
             F.round(_ratio("revenue_total", "orders_total"), 2).alias("avg_order_value"),
             F.round(_ratio("revenue_90d", "orders_90d"), 2).alias("avg_order_value_90d"),
             F.round(_ratio("price_sum_total", "priced_events_total"), 2).alias("avg_item_price"),
@@ -287,7 +328,7 @@ def _peak_band() -> Column:
             for i, b in enumerate(bands)
         ]
     )
-    return F.when(F.col("sessions_total") > 0, F.array_min(ranked)["band"])
+    return F.when(F.col("timed_total") > 0, F.array_min(ranked)["band"])
 
 
 def _age_band() -> Column:

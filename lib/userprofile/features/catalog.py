@@ -29,6 +29,8 @@ OTHER_FEATURES = (
     "tenure_days",
     "days_since_first_event",
     "purchase_days_total",
+    # Net revenue of the first purchase day: Gamma-Gamma fits repeat purchases only.
+    "revenue_first_purchase_day",
     "avg_order_value",
     "avg_order_value_90d",
     "avg_item_price",

@@ -16,7 +16,12 @@ from userprofile.io.queries import snapshot, stitched_events
 def compute_features(ctx: RunContext, as_of: dt.date) -> DataFrame:
     """Features as of ``as_of`` from silver, without writing them."""
     cfg = ctx.settings.features
-    build = user_features(as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n)
+    date_only = tuple(
+        name
+        for name, source in ctx.settings.ingest.sources.items()
+        if source.timestamp_precision == "date"
+    )
+    build = user_features(as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n, date_only)
     return build(stitched_events(ctx, as_of), crm_users(ctx))
 
 

@@ -9,6 +9,9 @@ RAW_EVENT_TYPES: dict[str, str] = {
     "user_id": "string",
     "anonymous_id": "string",
     "session_id": "string",
+    # The order (invoice) an order line belongs to; without it, an order is the
+    # purchases of one session.
+    "order_id": "string",
     "event_type": "string",
     "product_id": "string",
     "category": "string",

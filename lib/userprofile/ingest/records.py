@@ -2,9 +2,9 @@
 
 Every source goes through the same three stages, each a pure DataFrame function:
 
-1. ``read_json_records`` / ``read_csv_records``: one raw line -> our event fields
-   as strings (``f_<field>``), the raw text, and fields we do not know
-   (``_rescued_data``, JSON only);
+1. ``userprofile.ingest.layouts``: one raw line -> our event fields as strings
+   (``f_<field>``), the raw text, and fields we do not know (``_rescued_data``,
+   JSON only), by the source's layout (JSON, CSV, delimited text, regex);
 2. ``typed_events``: value mappings, types, timestamps (format and zone per source);
 3. ``with_reject_reason``: the first failed check names the reason, or null.
 
@@ -20,18 +20,21 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from userprofile.config import CsvLayout, EventSource
+from userprofile.config import EventSource
 from userprofile.ingest.fields import EVENT_FIELDS, EVENT_TYPES
+from userprofile.ingest.layouts import field_column, reader
 from userprofile.ingest.privacy import hmac_sha256_hex
 
-CORRUPT = "_corrupt_record"
-ID_FIELDS = ("event_id", "user_id", "anonymous_id", "session_id")
+ID_FIELDS = ("event_id", "user_id", "anonymous_id", "session_id", "order_id")
 NUMERIC_FIELDS = {"price": T.DoubleType(), "quantity": T.IntegerType()}
 MAX_QUANTITY = 1000
 
 # Reason codes with a reason a person can act on, in the order they are checked.
 REJECT_REASONS: dict[str, str] = {
-    "MALFORMED_RECORD": "line is not a JSON object / not a CSV row with the declared columns",
+    "MALFORMED_RECORD": (
+        "line is not a JSON object, not a row with the declared columns, "
+        "or does not match the source's pattern"
+    ),
     "MISSING_EVENT_ID": "event_id is missing or empty",
     "MISSING_USER": "no user_id (and no anonymous_id where the source allows anonymous rows)",
     "BAD_FIELD_TYPE": "price or quantity is not a number",
@@ -56,92 +59,13 @@ BRONZE_COLUMNS = (
 )
 
 
-def _field(name: str) -> str:
-    return f"f_{name}"
-
-
-def read_json_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
-    """(value, _source_file) JSON lines -> raw text, ``f_*`` strings, ``_rescued_data``.
-
-    Parsing to ``map<string,string>`` reads every line once and keeps all of its
-    keys, so unknown fields can be rescued instead of dropped.
-    """
-    their_key = {ours: source.fields.get(ours, ours) for ours in EVENT_FIELDS}
-    known = F.array(*[F.lit(k) for k in their_key.values()])
-
-    def transform(lines: DataFrame) -> DataFrame:
-        record = F.from_json("value", "map<string,string>")
-        parsed = lines.select(
-            F.col("value").alias("raw_record"), "_source_file", "_file_time", record.alias("m")
-        )
-        extra = F.map_filter("m", lambda k, _: ~F.array_contains(known, k))
-        return parsed.select(
-            "raw_record",
-            "_source_file",
-            "_file_time",
-            F.col("m").isNull().alias("_malformed"),
-            *[F.col("m")[theirs].alias(_field(ours)) for ours, theirs in their_key.items()],
-            F.when(F.size(extra) > 0, F.to_json(extra)).alias("_rescued_data"),
-        )
-
-    return transform
-
-
-def read_csv_records(source: EventSource) -> Callable[[DataFrame], DataFrame]:
-    """(value, _source_file) CSV lines -> raw text and ``f_*`` strings from the mapping."""
-    layout = source.csv
-    assert layout is not None  # guaranteed by EventSource validation
-    schema = ", ".join(f"`{c}` string" for c in layout.columns) + f", {CORRUPT} string"
-    options = {
-        "sep": layout.delimiter,
-        "mode": "PERMISSIVE",
-        "columnNameOfCorruptRecord": CORRUPT,
-    }
-    expressions = {
-        ours: F.expr(source.fields[ours]).cast("string")
-        if ours in source.fields
-        else _default_csv_field(ours)
-        for ours in EVENT_FIELDS
-    }
-
-    def transform(lines: DataFrame) -> DataFrame:
-        body = lines.where(~_is_header(layout)) if layout.header else lines
-        parsed = body.select(
-            F.col("value").alias("raw_record"),
-            "_source_file",
-            "_file_time",
-            F.from_csv("value", schema, options).alias("r"),
-        ).select("raw_record", "_source_file", "_file_time", "r.*")
-        return parsed.select(
-            "raw_record",
-            "_source_file",
-            "_file_time",
-            F.col(CORRUPT).isNotNull().alias("_malformed"),
-            *[expr.alias(_field(ours)) for ours, expr in expressions.items()],
-            F.lit(None).cast("string").alias("_rescued_data"),
-        )
-
-    return transform
-
-
-def _default_csv_field(name: str) -> Column:
-    # Without an id column, identical lines are the same event: hash the raw line.
-    if name == "event_id":
-        return F.sha2(F.col("raw_record"), 256)
-    return F.lit(None).cast("string")
-
-
-def _is_header(layout: CsvLayout) -> Column:
-    return F.col("value") == F.lit(layout.delimiter.join(layout.columns))
-
-
 def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
     """``f_*`` strings -> typed event columns; ``_bad_field`` names a field that did not parse."""
 
     def transform(records: DataFrame) -> DataFrame:
         columns: dict[str, Column] = {}
         for name in EVENT_FIELDS:
-            raw = F.col(_field(name))
+            raw = F.col(field_column(name))
             if name in source.values:
                 mapping = F.create_map(
                     *[F.lit(x) for kv in source.values[name].items() for x in kv]
@@ -151,12 +75,13 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
             columns[name] = F.nullif(F.trim(raw), F.lit("")) if name in ID_FIELDS else raw
         for name, data_type in NUMERIC_FIELDS.items():
             # Through double so "2.0" is a valid quantity; try_cast: bad text is null, not an error.
+            text = field_column(name)
             columns[name] = F.expr(
-                f"try_cast(try_cast(`{_field(name)}` AS double) AS {data_type.simpleString()})"
+                f"try_cast(try_cast(`{text}` AS double) AS {data_type.simpleString()})"
             )
         bad_field = F.coalesce(
             *[
-                F.when(F.col(_field(n)).isNotNull() & columns[n].isNull(), F.lit(n))
+                F.when(F.col(field_column(n)).isNotNull() & columns[n].isNull(), F.lit(n))
                 for n in NUMERIC_FIELDS
             ]
         )
@@ -167,8 +92,8 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
             "_malformed",
             "_rescued_data",
             *[c.alias(n) for n, c in columns.items() if n != "event_ts"],
-            F.col(_field("event_ts")).alias("event_ts_text"),
-            _parse_timestamp(F.col(_field("event_ts")), source).alias("event_ts"),
+            F.col(field_column("event_ts")).alias("event_ts_text"),
+            _parse_timestamp(F.col(field_column("event_ts")), source).alias("event_ts"),
             bad_field.alias("_bad_field"),
         )
 
@@ -181,6 +106,9 @@ def _parse_timestamp(text: Column, source: EventSource) -> Column:
         if source.timestamp_format
         else F.try_to_timestamp(text)
     )
+    if source.timestamp_precision == "date":
+        # A date is a calendar day where it was recorded: no zone shift into another day.
+        return F.to_timestamp(F.to_date(parsed))
     return F.to_utc_timestamp(parsed, source.timezone) if source.timezone else parsed
 
 
@@ -227,7 +155,7 @@ def classify(
     source: EventSource, future_tolerance_hours: int, max_price: float
 ) -> Callable[[DataFrame], DataFrame]:
     """(value, _source_file) lines of a source -> typed rows with ``reason_code``."""
-    read = read_csv_records(source) if source.format == "csv" else read_json_records(source)
+    read = reader(source)
 
     def transform(lines: DataFrame) -> DataFrame:
         if "_file_time" not in lines.columns:

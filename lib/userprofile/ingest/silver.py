@@ -25,6 +25,7 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
             hmac_sha256_hex(key, F.col("user_id")).alias("user_key"),
             hmac_sha256_hex(key, F.col("anonymous_id")).alias("anonymous_key"),
             "session_id",
+            "order_id",
             "event_type",
             "product_id",
             "category",

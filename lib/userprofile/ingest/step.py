@@ -8,7 +8,8 @@ bronze, quarantine and the ingest log with Delta's idempotent writes
 not written twice. Silver and the identity map are insert-only MERGEs on
 their keys, idempotent too. The app id includes an id stored in the
 checkpoint, so a deleted checkpoint starts a new series instead of having its
-batches skipped as "already written".
+batches skipped as "already written". ``write_classified`` is the write path of
+both ingest and ``userprofile reprocess`` (``userprofile.ingest.reprocess``).
 """
 
 from __future__ import annotations
@@ -26,15 +27,32 @@ from userprofile.config import EventSource
 from userprofile.errors import DataQualityError
 from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
-from userprofile.ingest.records import classify, to_bronze, to_quarantine
+from userprofile.ingest.records import REJECT_REASONS, classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
+# command: 'ingest' (batch_id = the stream's batch) or 'reprocess' (no batch_id; rows it
+# removed in *_removed); null on rows logged before the column was added.
 INGEST_LOG_SCHEMA = (
     "run_id string, source string, batch_id long, accepted long, quarantined long, "
-    "suppressed long, changed_dates array<date>, logged_at timestamp"
+    "suppressed long, changed_dates array<date>, logged_at timestamp, "
+    "command string, files long, accepted_removed long, quarantined_removed long"
 )
+# Silver's key: one row per event of a source.
+SILVER_KEY = ["event_date", "source", "event_id"]
+
+
+@dataclass
+class BatchCounts:
+    """What one write of classified rows did."""
+
+    by_reason: Counter[str | None]  # null: accepted
+    # One rejected line per reason code (the first seen), for the over-limit error.
+    samples: dict[str, str]
+    suppressed: int
+    dates: list[dt.date]  # event dates written
+    files: int  # source files with rows in the write
 
 
 @dataclass
@@ -42,11 +60,43 @@ class IngestCounts:
     accepted: int = 0
     suppressed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # One rejected line per reason code (the first seen), for the over-limit error.
+    samples: dict[str, str] = field(default_factory=dict)
     changed_dates: set[dt.date] = field(default_factory=set)
 
     @property
     def total(self) -> int:
         return self.accepted + sum(self.rejected.values())
+
+    def add(self, batch: BatchCounts) -> None:
+        by_reason = Counter(batch.by_reason)
+        self.accepted += by_reason.pop(None, 0)
+        self.rejected.update({str(code): n for code, n in by_reason.items()})
+        self.suppressed += batch.suppressed
+        for code, line in batch.samples.items():
+            self.samples.setdefault(code, line)
+        self.changed_dates.update(batch.dates)
+
+    def step_report(
+        self, step: str, seconds: float, rows: dict[str, int | str] | None = None
+    ) -> StepReport:
+        """Lines in (erased users' included), accepted and quarantined by reason; ``rows`` go
+        after the accepted count."""
+        report = StepReport(
+            step,
+            {"events accepted": self.accepted, **(rows or {})},
+            seconds=seconds,
+            rows_in=self.total + self.suppressed,
+            rows_out=self.accepted,
+            quarantined=sum(self.rejected.values()),
+        )
+        if self.suppressed:
+            report.rows["dropped (erased users)"] = self.suppressed
+        for code, n in sorted(self.rejected.items()):
+            report.rows[f"quarantined {code}"] = n
+        if self.changed_dates:
+            report.rows["event dates changed"] = describe_dates(self.changed_dates)
+        return report
 
 
 def landing_path(ctx: RunContext, path: str) -> str:
@@ -63,21 +113,8 @@ def run_ingest(ctx: RunContext) -> StepReport:
         if source.enabled:
             _ingest_source(ctx, key, name, source, counts)
     users = _ingest_users(ctx, key)
-    report = StepReport(
-        "ingest",
-        seconds=clock.seconds(),
-        rows_in=counts.total + counts.suppressed,
-        rows_out=counts.accepted,
-        quarantined=sum(counts.rejected.values()),
-    )
-    report.rows.update({"events accepted": counts.accepted, "crm users read": users})
-    if counts.suppressed:
-        report.rows["dropped (erased users)"] = counts.suppressed
-    for code, n in sorted(counts.rejected.items()):
-        report.rows[f"quarantined {code}"] = n
-    if counts.changed_dates:
-        report.rows["event dates changed"] = describe_dates(counts.changed_dates)
-    _check_reject_share(counts, ctx.settings.ingest.max_reject_share)
+    report = counts.step_report("ingest", clock.seconds(), {"crm users read": users})
+    check_reject_share(counts, ctx.settings.ingest.max_reject_share)
     return report
 
 
@@ -87,6 +124,15 @@ def describe_dates(dates: set[dt.date]) -> str:
     if first == last:
         return first.isoformat()
     return f"{first} .. {last} ({len(dates)} dates)"
+
+
+def with_lineage(lines: DataFrame) -> DataFrame:
+    """Lines of the text source -> (value, _source_file, _file_time): each line's file and mtime."""
+    return lines.select(
+        "value",
+        F.col("_metadata.file_path").alias("_source_file"),
+        F.col("_metadata.file_modification_time").alias("_file_time"),
+    )
 
 
 def _ingest_source(
@@ -105,67 +151,17 @@ def _ingest_source(
         # Spark ignores files older than a week (by mtime) after the first batch unless told.
         .option("maxFileAge", "36500d")
         .load(folder)
-        .select(
-            "value",
-            F.col("_metadata.file_path").alias("_source_file"),
-            F.col("_metadata.file_modification_time").alias("_file_time"),
-        )
+        .transform(with_lineage)
     )
     classify_lines = classify(
         source, settings.ingest.future_tolerance_hours, settings.ingest.max_price
     )
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        all_rows = batch.transform(classify_lines).cache()
-        classified, erasures_apply = _without_erased_users(ctx, key, all_rows)
-        accepted = to_bronze(classified, name)
         txn = (app_id, batch_id)
-        tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn)
-        tables.append(
-            to_quarantine(classified, name, key),
-            ctx.table("bronze_quarantine"),
-            ["ingest_date"],
-            txn=txn,
-        )
-        # Cached: merged into silver and read again for the identity map.
-        silver = accepted.transform(
-            to_silver_events(key, settings.ingest.session_gap_minutes)
-        ).cache()
-        tables.merge_insert_new(
-            ctx.spark,
-            silver,
-            ctx.table("silver_events"),
-            ["event_date", "source", "event_id"],
-            ["event_date"],
-        )
-        tables.merge_insert_new(
-            ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
-        )
-        batch_counts = _batch_counts(classified)
-        suppressed = all_rows.count() - sum(batch_counts.values()) if erasures_apply else 0
-        dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
-        log = ctx.spark.createDataFrame(
-            [
-                (
-                    ctx.run_id,
-                    name,
-                    batch_id,
-                    batch_counts.get(None, 0),
-                    sum(n for code, n in batch_counts.items() if code),
-                    suppressed,
-                    dates,
-                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-                )
-            ],
-            INGEST_LOG_SCHEMA,
-        )
-        tables.append(log, ctx.table("ingest_log"), txn=txn)
-        silver.unpersist()
-        all_rows.unpersist()
-        counts.accepted += batch_counts.pop(None, 0)
-        counts.rejected.update({str(code): n for code, n in batch_counts.items()})
-        counts.suppressed += suppressed
-        counts.changed_dates.update(dates)
+        written = write_classified(ctx, key, name, batch.transform(classify_lines), txn)
+        append_log(ctx, name, written, txn, command="ingest", batch_id=batch_id)
+        counts.add(written)
 
     query = (
         lines.writeStream.foreachBatch(write_batch)
@@ -176,10 +172,88 @@ def _ingest_source(
     query.awaitTermination()
 
 
-def _batch_counts(classified: DataFrame) -> Counter[str | None]:
-    # One row per reason code (null = accepted): a handful of rows to the driver.
-    rows = classified.groupBy("reason_code").count().collect()
-    return Counter({r["reason_code"]: int(r["count"]) for r in rows})
+def write_classified(
+    ctx: RunContext, key: bytes, name: str, classified: DataFrame, txn: tuple[str, int]
+) -> BatchCounts:
+    """Classified lines of source ``name`` -> bronze, quarantine, silver and the identity map.
+
+    Bronze and quarantine are appended with Delta's idempotent writes (``txn``: a
+    repeated write with the same app id and version is skipped); silver and the
+    identity map are insert-only MERGEs on their keys. Erased users are dropped first.
+    """
+    settings = ctx.settings
+    all_rows = classified.cache()
+    kept, erasures_apply = _without_erased_users(ctx, key, all_rows)
+    accepted = to_bronze(kept, name)
+    # add_columns: tables written before a release added an event field gain it.
+    tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn, add_columns=True)
+    tables.append(
+        to_quarantine(kept, name, key), ctx.table("bronze_quarantine"), ["ingest_date"], txn=txn
+    )
+    # Cached: merged into silver and read again for the identity map.
+    silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
+    tables.merge_insert_new(
+        ctx.spark, silver, ctx.table("silver_events"), SILVER_KEY, ["event_date"], add_columns=True
+    )
+    tables.merge_insert_new(
+        ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
+    )
+    by_reason, samples, files = _batch_counts(kept)
+    suppressed = all_rows.count() - sum(by_reason.values()) if erasures_apply else 0
+    dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
+    silver.unpersist()
+    all_rows.unpersist()
+    return BatchCounts(by_reason, samples, suppressed, dates, files)
+
+
+def append_log(
+    ctx: RunContext,
+    name: str,
+    written: BatchCounts,
+    txn: tuple[str, int],
+    command: str,
+    batch_id: int | None = None,
+    removed: tuple[int, int] = (0, 0),
+) -> None:
+    """One ``ingest_log`` row; ``removed``: (bronze, quarantine) rows a reprocess replaced."""
+    log = ctx.spark.createDataFrame(
+        [
+            (
+                ctx.run_id,
+                name,
+                batch_id,
+                written.by_reason.get(None, 0),
+                sum(n for code, n in written.by_reason.items() if code),
+                written.suppressed,
+                written.dates,
+                dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                command,
+                written.files,
+                *removed,
+            )
+        ],
+        INGEST_LOG_SCHEMA,
+    )
+    # add_columns: a log written before `command` and the counts after it gains them.
+    tables.append(log, ctx.table("ingest_log"), txn=txn, add_columns=True)
+
+
+def _batch_counts(classified: DataFrame) -> tuple[Counter[str | None], dict[str, str], int]:
+    """Rows per reason code (null = accepted), one rejected line per code, files with rows."""
+    # One row per reason code: a handful of rows (and the batch's file names) to the driver.
+    rows = (
+        classified.groupBy("reason_code")
+        .agg(
+            F.count(F.lit(1)).alias("count"),
+            F.first("raw_record", ignorenulls=True).alias("sample"),
+            F.collect_set("_source_file").alias("files"),
+        )
+        .collect()
+    )
+    counts = Counter({r["reason_code"]: int(r["count"]) for r in rows})
+    samples = {r["reason_code"]: str(r["sample"]) for r in rows if r["reason_code"] and r["sample"]}
+    files = len({f for r in rows for f in r["files"]})
+    return counts, samples, files
 
 
 def _without_erased_users(
@@ -240,12 +314,29 @@ def _ingest_users(ctx: RunContext, key: bytes) -> int:
     return n
 
 
-def _check_reject_share(counts: IngestCounts, max_share: float) -> None:
+SAMPLE_CHARS = 200
+TOP_REASONS = 3
+
+
+def check_reject_share(counts: IngestCounts, max_share: float) -> None:
+    """Raise when too much was quarantined, naming the top reasons with a sample line each."""
     if counts.total == 0:
         return
     share = sum(counts.rejected.values()) / counts.total
-    if share > max_share:
-        raise DataQualityError(
-            f"{share:.1%} of {counts.total} event records were quarantined this run "
-            f"(limit ingest.max_reject_share = {max_share:.1%}); see the quarantine table"
-        )
+    if share <= max_share:
+        return
+    reasons = "\n".join(
+        f"  {code}: {n} ({REJECT_REASONS.get(code, code)}), e.g. "
+        f"{_shortened(counts.samples.get(code, ''))!r}"
+        for code, n in counts.rejected.most_common(TOP_REASONS)
+    )
+    raise DataQualityError(
+        f"{share:.1%} of {counts.total} event records were quarantined this run "
+        f"(limit ingest.max_reject_share = {max_share:.1%}); top reasons:\n{reasons}\n"
+        "Fix the source's mapping, then redo its files with "
+        "`userprofile reprocess --source NAME`; every rejected line is in the quarantine table"
+    )
+
+
+def _shortened(line: str) -> str:
+    return line if len(line) <= SAMPLE_CHARS else line[:SAMPLE_CHARS] + "..."

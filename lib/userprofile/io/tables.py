@@ -111,14 +111,19 @@ def merge_insert_new(
     table: TableRef,
     keys: list[str],
     partition_by: list[str] | None = None,
+    add_columns: bool = False,
 ) -> None:
-    """Insert the source rows whose keys are not in the table yet (create it if missing)."""
+    """Insert the source rows whose keys are not in the table yet (create it if missing).
+
+    ``add_columns``: columns of ``source`` the table lacks are added (schema evolution).
+    """
     if not exists(spark, table):
         append(source, table, partition_by)
         return
     target = _delta_table(spark, table)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll().execute()
+    merge = target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll()
+    (merge.withSchemaEvolution() if add_columns else merge).execute()
 
 
 def merge_upsert(spark: SparkSession, source: DataFrame, table: TableRef, keys: list[str]) -> None:
@@ -165,6 +170,20 @@ def delete_where(spark: SparkSession, table: TableRef, condition: Column) -> int
     return int(metrics.get("numDeletedRows", 0))
 
 
+def delete_matching(spark: SparkSession, table: TableRef, rows: DataFrame, keys: list[str]) -> int:
+    """Delete the table's rows whose ``keys`` equal those of a row of ``rows`` (a MERGE);
+    return how many were deleted. ``rows`` may be larger than the driver's memory."""
+    target = _delta_table(spark, table)
+    before = _version(target)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    target.alias("t").merge(rows.alias("s"), condition).whenMatchedDelete().execute()
+    if _version(target) == before:
+        return 0
+    last = target.history(1).select("operationMetrics").first()
+    metrics = (last["operationMetrics"] if last is not None else None) or {}
+    return int(metrics.get("numTargetRowsDeleted", 0))
+
+
 def _version(target) -> int:  # type: ignore[no-untyped-def]
     row = target.history(1).select("version").first()
     return int(row["version"]) if row is not None else -1
@@ -182,6 +201,15 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     return bool(file_system.exists(hadoop_path))
+
+
+def remove_path(spark: SparkSession, path: str) -> None:
+    """Delete a file or a folder with its contents, if it exists (any Hadoop file system)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    file_system.delete(hadoop_path, True)
 
 
 def sql_name(table: TableRef) -> str:

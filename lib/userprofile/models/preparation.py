@@ -52,6 +52,20 @@ def as_is(column: str) -> ModelInput:
     return ModelInput(column, f"CAST(`{column}` AS DOUBLE)")
 
 
+def with_values(df: DataFrame, inputs: tuple[ModelInput, ...]) -> tuple[ModelInput, ...]:
+    """``inputs``, where one has no value at all in ``df`` taken as 0 instead.
+
+    The median imputer cannot fill a column without values (``night_share`` when every
+    source has dates only, say); a constant input carries no weight in the model.
+    """
+    counts = df.select(*[F.count(F.expr(i.sql)).alias(f"n{k}") for k, i in enumerate(inputs)])
+    row = counts.first()  # one row of counts
+    return tuple(
+        i if row is not None and row[k] else ModelInput(i.name, f"coalesce({i.sql}, 0D)")
+        for k, i in enumerate(inputs)
+    )
+
+
 def input_columns(prefix: str, inputs: tuple[ModelInput, ...]) -> list[str]:
     return [f"{prefix}_{i.name}" for i in inputs]
 

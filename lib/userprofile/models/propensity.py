@@ -104,9 +104,12 @@ def with_raw_inputs(features: DataFrame) -> DataFrame:
     return raw_input_stage(PREFIX, PROPENSITY_INPUTS).transform(features)
 
 
-def preparation(segmentation: PipelineModel | None = None) -> Pipeline:
+def preparation(
+    segmentation: PipelineModel | None = None,
+    inputs: tuple[ModelInput, ...] = PROPENSITY_INPUTS,
+) -> Pipeline:
     """Preparation stages; with a segmentation model, its segment is appended (hybrid)."""
-    stages = preparation_stages(PREFIX, PROPENSITY_INPUTS)
+    stages = preparation_stages(PREFIX, inputs)
     if segmentation is None:
         return Pipeline(stages=stages)
     encode = OneHotEncoder(

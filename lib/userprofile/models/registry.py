@@ -11,8 +11,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from userprofile.config import Settings
@@ -69,6 +71,53 @@ def latest_model_version(ctx: RunContext, as_of: dt.date) -> str:
             f"no trained models for a snapshot on or before {as_of}: run `userprofile train` first"
         )
     return newest[0]
+
+
+@dataclass(frozen=True)
+class History:
+    """Days of events behind a snapshot, against the days that training on it needs.
+
+    The propensity model trains on the snapshot ``label_days`` before ``as_of``, and
+    that snapshot needs events before it: at least ``label_days + 1`` days from the
+    first event to ``as_of``. With fewer, no model can be trained yet.
+    """
+
+    as_of: dt.date
+    first_event: dt.date | None
+    needed_days: int
+
+    @property
+    def days(self) -> int:
+        return 0 if self.first_event is None else (self.as_of - self.first_event).days
+
+    @property
+    def enough(self) -> bool:
+        return self.days >= self.needed_days
+
+    @property
+    def first_trainable(self) -> dt.date | None:
+        """The first snapshot date with enough history (None without events)."""
+        if self.first_event is None:
+            return None
+        return self.first_event + dt.timedelta(days=self.needed_days)
+
+    def shortfall(self) -> str:
+        """What is missing and when it will not be, for a message."""
+        needs = f"training needs {self.needed_days} days of history"
+        if self.first_event is None:
+            return f"{needs} and there are no events yet"
+        return (
+            f"{needs}, there are {self.days} (first event {self.first_event}), "
+            f"enough from --as-of {self.first_trainable}"
+        )
+
+
+def history(settings: Settings, features: DataFrame, as_of: dt.date) -> History:
+    """The history behind a snapshot, from its features (one aggregate row)."""
+    row = features.agg(F.max("days_since_first_event")).first()
+    oldest = row[0] if row is not None else None
+    first = None if oldest is None else as_of - dt.timedelta(days=int(oldest))
+    return History(as_of, first, settings.propensity.label_days + 1)
 
 
 def recent_model(

@@ -8,12 +8,14 @@ A fitted model is one ``PipelineModel``: preparation stages, KMeans, and a
 SQL stage mapping KMeans' cluster index to a stable ``segment_id`` and its
 ``segment_name``. Stable means: a retrained model's clusters are matched to
 the previous model's segments by centre distance, so an id and its name keep
-their meaning across retrains (see ``match_segments``).
+their meaning across retrains (see ``match_segments``). Names say what sets a
+segment apart from the population (``naming``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -27,6 +29,7 @@ from userprofile.config import SegmentationConfig, SegmentRule
 from userprofile.config.rules import analysis_error, first_matching
 from userprofile.errors import ConfigError
 from userprofile.features.catalog import CENTRE_COLUMNS
+from userprofile.models import naming
 from userprofile.models.preparation import (
     ModelInput,
     as_is,
@@ -65,8 +68,8 @@ class Segment:
     cluster_index: int | None = None
 
 
-def preparation() -> Pipeline:
-    return Pipeline(stages=preparation_stages(PREFIX, SEGMENT_INPUTS))
+def preparation(inputs: tuple[ModelInput, ...] = SEGMENT_INPUTS) -> Pipeline:
+    return Pipeline(stages=preparation_stages(PREFIX, inputs))
 
 
 def silhouettes(prepared_sample: DataFrame, cfg: SegmentationConfig) -> dict[int, float]:
@@ -183,14 +186,14 @@ def match_segments(
     return segments + retired
 
 
-def centres_in_original_units(scored: DataFrame) -> DataFrame:
-    """Per KMeans cluster: users and the median of each centre column (k rows)."""
+def centres_in_original_units(scored: DataFrame, *extra: Column) -> DataFrame:
+    """Per KMeans cluster: users, the median of each centre column and ``extra`` (k rows)."""
     medians = [F.percentile_approx(c, 0.5, 1000).alias(c) for c in CENTRE_COLUMNS]
-    return scored.groupBy("cluster").agg(F.count(F.lit(1)).alias("users"), *medians)
+    return scored.groupBy("cluster").agg(F.count(F.lit(1)).alias("users"), *medians, *extra)
 
 
 def naming_expression(rules: list[SegmentRule]) -> Column:
-    """The name of the first rule whose condition holds for a centre row."""
+    """The name of the first override rule whose condition holds for a centre row."""
     return first_matching([(r.name, r.when) for r in rules])
 
 
@@ -206,22 +209,27 @@ def check_naming_rules(spark: SparkSession, rules: list[SegmentRule]) -> None:
             )
 
 
-def name_segments(segments: list[Segment], rule_names: dict[int, str | None]) -> list[Segment]:
-    """Fill names from the rules (by cluster index) where a segment has none; make them unique.
+def name_segments(
+    segments: list[Segment],
+    overrides: Mapping[int, str | None],
+    centres: Mapping[int, Mapping[str, float | None]],
+    quantiles: naming.Quantiles,
+    cfg: SegmentationConfig,
+) -> list[Segment]:
+    """Name the live segments that have no name (new and moved ones; kept ones keep theirs).
 
-    A kept segment keeps its name; a name used twice gets " 2", " 3"...
+    By cluster index: an override rule's name, else what sets the centre apart
+    from the population's ``quantiles``; every name differs from the others and
+    from the kept ones, without numbers (see ``naming.unique_names``).
     """
-    named: list[Segment] = []
-    used: dict[str, int] = {}
-    for s in segments:
-        if s.status == STATUS_RETIRED:
-            named.append(s)
-            continue
-        base = s.name or (rule_names.get(s.cluster_index or 0) or f"segment {s.segment_id}")
-        count = used.get(base, 0) + 1
-        used[base] = count
-        named.append(replace(s, name=base if count == 1 else f"{base} {count}"))
-    return named
+    live = [s for s in segments if s.status != STATUS_RETIRED]
+    drafts = [
+        naming.draft(s.segment_id, overrides.get(i), centres.get(i, {}), quantiles, cfg.recent_days)
+        for s in live
+        if not s.name and (i := s.cluster_index) is not None
+    ]
+    names = naming.unique_names(drafts, [s.name for s in live if s.name], cfg.name_words)
+    return [replace(s, name=names[s.segment_id]) if s.segment_id in names else s for s in segments]
 
 
 def labelling_stage(segments: list[Segment]) -> SQLTransformer:

@@ -8,6 +8,11 @@ through ``features_of``, which the pipeline wires to the features stage (build
 them when missing); on its own the step reads stored features only. Both models
 are saved under ``storage.models/<model>/<run id>``; the run id is the model
 version the profile records.
+
+With fewer than ``label_days + 1`` days from the first event to the snapshot the
+training snapshot has no history, and the step refuses before fitting anything
+(``NotEnoughHistoryError``, see ``registry.History``); the pipeline then goes on
+without models.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from functools import partial
 
 from pyspark.sql import DataFrame
 
-from userprofile.errors import MissingInputError
+from userprofile.errors import MissingInputError, NotEnoughHistoryError
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
 from userprofile.io.queries import snapshot, stitched_events, stored_features
@@ -65,12 +70,18 @@ def run_train(
             f"user_features has no rows for snapshot {as_of}: "
             f"run `userprofile features --as-of {as_of}` first"
         )
+    label_days = settings.propensity.label_days
+    train_date = as_of - dt.timedelta(days=label_days)
+    behind = registry.history(settings, current, as_of)
+    if not behind.enough:
+        raise NotEnoughHistoryError(
+            f"no events before {train_date}: the propensity model trains on the snapshot "
+            f"{label_days} days before --as-of; {behind.shortfall()}"
+        )
     metrics = Metrics()
     segmentation = fit_segmentation(
         current, settings.segmentation, registry.previous_segments(ctx), metrics
     )
-    label_days = settings.propensity.label_days
-    train_date = as_of - dt.timedelta(days=label_days)
     features = (features_of or partial(stored_features, ctx))(train_date)
     # Labels come from events up to the snapshot: the label window ends at as_of.
     labelled = labelled_snapshot(features, stitched_events(ctx, as_of), train_date, label_days)

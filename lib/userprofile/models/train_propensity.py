@@ -19,7 +19,7 @@ from userprofile.errors import LeakageError, MissingInputError
 from userprofile.features.build import purchase_labels, with_labels
 from userprofile.models import propensity as prop
 from userprofile.models.metrics import Metrics, add_group_lift
-from userprofile.models.preparation import right_sized
+from userprofile.models.preparation import right_sized, with_values
 
 # Rows sampled to test each propensity input for leakage (AUC against the label).
 LEAK_CHECK_ROWS = 50_000
@@ -56,7 +56,8 @@ def fit_propensity(
     check_no_leak(labelled, weighted, rows, cfg)
     training_columns = (prop.LABEL, "class_weight")
 
-    prep = prop.preparation(segmentation if cfg.hybrid else None).fit(weighted)
+    inputs = with_values(weighted, prop.PROPENSITY_INPUTS)
+    prep = prop.preparation(segmentation if cfg.hybrid else None, inputs).fit(weighted)
     features_col = prop.features_column(cfg.hybrid)
     prepared = prep.transform(weighted).select(features_col, *training_columns)
     prepared = right_sized(prepared, rows).cache()
@@ -69,7 +70,7 @@ def fit_propensity(
     for name, value in prop.coefficients(lr, prop.input_names()).items():
         metrics.add("propensity", "coefficient", value, name)
     variants = {cfg.hybrid: prop.propensity_model(prep, lr, positive_share)}
-    other_prep = prop.preparation(None if cfg.hybrid else segmentation).fit(weighted)
+    other_prep = prop.preparation(None if cfg.hybrid else segmentation, inputs).fit(weighted)
     other_col = prop.features_column(not cfg.hybrid)
     other_lr = (
         prop.classifier(cfg, other_col)

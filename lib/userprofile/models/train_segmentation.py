@@ -10,9 +10,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from userprofile.config import SegmentationConfig
 from userprofile.features.catalog import CENTRE_COLUMNS
+from userprofile.models import naming
 from userprofile.models import segmentation as seg
 from userprofile.models.metrics import Metrics
-from userprofile.models.preparation import right_sized
+from userprofile.models.preparation import right_sized, with_values
 
 SUMMARY_COLUMNS = (
     "snapshot_date date, model_version string, segment_id int, segment_name string, "
@@ -37,7 +38,7 @@ def fit_segmentation(
     metrics: Metrics,
 ) -> TrainedSegmentation:
     """Fit on one snapshot's features; ids and names follow the ``previous`` model's segments."""
-    prep = seg.preparation().fit(snapshot)
+    prep = seg.preparation(with_values(snapshot, seg.SEGMENT_INPUTS)).fit(snapshot)
     users = snapshot.count()
     columns = (f"{seg.PREFIX}_scaled", *CENTRE_COLUMNS)
     prepared = right_sized(prep.transform(snapshot).select(*columns), users).cache()
@@ -50,7 +51,11 @@ def fit_segmentation(
         metrics.add("segmentation", "silhouette", score, f"k={candidate}")
     metrics.add("segmentation", "k", k)
     kmeans = seg.fit_kmeans(prepared, k, cfg)
-    centre_rows = seg.centres_in_original_units(kmeans.transform(prepared))
+    # Names place each centre among all training users: percentiles in Spark, 101 per feature.
+    quantiles = naming.population_quantiles(prepared)
+    centre_rows = seg.centres_in_original_units(
+        kmeans.transform(prepared), *naming.centre_medians()
+    )
     named = centre_rows.select(
         "*", seg.naming_expression(cfg.names).alias("rule_name")
     ).collect()  # k rows
@@ -61,8 +66,13 @@ def fit_segmentation(
     matched = seg.match_segments(
         clusters, sizes, previous, seg.input_scale(prep), cfg.moved_distance
     )
-    rule_names = {i: r["rule_name"] for i, r in by_cluster.items()}
-    segments = seg.name_segments(matched, rule_names)
+    segments = seg.name_segments(
+        matched,
+        {i: r["rule_name"] for i, r in by_cluster.items()},
+        {i: naming.centre_of(r) for i, r in by_cluster.items()},
+        quantiles,
+        cfg,
+    )
     centres = {
         s.segment_id: {c: _number(by_cluster[s.cluster_index][c]) for c in CENTRE_COLUMNS}
         for s in segments

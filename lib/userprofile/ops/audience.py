@@ -118,13 +118,17 @@ def run_lookup(ctx: RunContext, as_of: dt.date, user: str, pseudonymous: bool) -
     )
     if features is None:
         raise MissingInputError(f"user {user} has no user_features row for {day}")
+    scored = profile["segmentation_model_version"] is not None
+    no_model = "none: no model was trained on or before this snapshot"
     rows: dict[str, int | float | str] = {
         "user_key": profile["user_key"],
         "snapshot": str(day),
-        "segment": f"{profile['segment_id']} {profile['segment_name']}",
+        "segment": f"{profile['segment_id']} {profile['segment_name']}" if scored else no_model,
         "lifecycle": explain_lifecycle(ctx.settings.lifecycle, features),
         "propensity (30 days)": f"{profile['purchase_propensity_30d']:.3f} "
-        f"(decile {profile['propensity_decile']})",
+        f"(decile {profile['propensity_decile']})"
+        if profile["purchase_propensity_30d"] is not None
+        else no_model,
         "RFM": f"r {profile['r_score']} f {profile['f_score']} m {profile['m_score']} "
         f"-> {profile['rfm_segment']}",
         "predicted value": str(profile["predicted_value"]),

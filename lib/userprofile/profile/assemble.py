@@ -10,7 +10,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from userprofile.config import LifecycleConfig, TagRule
-from userprofile.profile.contract import PROFILE_CONTRACT_VERSION, conform_to_profile_contract
+from userprofile.features.catalog import MODEL_OUTPUTS
+from userprofile.profile.contract import (
+    PROFILE_COLUMNS,
+    PROFILE_CONTRACT_VERSION,
+    conform_to_profile_contract,
+)
 from userprofile.profile.lifecycle import lifecycle_stage
 from userprofile.profile.tags import tags
 
@@ -28,16 +33,30 @@ def with_deciles(cutpoints: list[float]) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
+def without_models() -> Callable[[DataFrame], DataFrame]:
+    """Add the model outputs as nulls of the contract's types: no model serves the snapshot.
+
+    Typed, so tag rules over them are still checked against the same schema; they
+    evaluate on nulls (no tag).
+    """
+    types = {c.name: c.data_type for c in PROFILE_COLUMNS if c.name in MODEL_OUTPUTS}
+
+    def transform(features: DataFrame) -> DataFrame:
+        return features.withColumns({name: F.lit(None).cast(types[name]) for name in MODEL_OUTPUTS})
+
+    return transform
+
+
 def assemble_profile(
     lifecycle: LifecycleConfig,
     tag_rules: list[TagRule],
     *,
     run_id: str,
-    segmentation_version: str,
-    propensity_version: str,
+    segmentation_version: str | None,
+    propensity_version: str | None,
     computed_at: dt.datetime,
 ) -> Callable[[DataFrame], DataFrame]:
-    """Scored features -> rows of the ``user_profile`` contract."""
+    """Scored features -> rows of the ``user_profile`` contract (versions None: no models)."""
 
     def transform(scored: DataFrame) -> DataFrame:
         profile = scored.select(
@@ -60,15 +79,17 @@ def assemble_profile(
 ROWS_PER_FILE = 1_000_000
 
 
-def laid_out(profile: DataFrame, rows: int) -> DataFrame:
+def laid_out(profile: DataFrame, rows: int, segmented: bool = True) -> DataFrame:
     """Files of about ROWS_PER_FILE rows, each holding whole segments sorted by user key.
 
     Partitioning by snapshot_date lets a reader of one snapshot skip the others;
     within it, a file's min/max of segment_id lets a reader of one segment skip
     most files (what Z-ordering by segment would give, without a second commit).
+    Without segments (no model yet) users are spread by key, not all into one file.
     """
     files = max(1, math.ceil(rows / ROWS_PER_FILE))
-    return profile.repartition(files, "segment_id").sortWithinPartitions("segment_id", "user_key")
+    spread = "segment_id" if segmented else "user_key"
+    return profile.repartition(files, spread).sortWithinPartitions("segment_id", "user_key")
 
 
 def table_properties() -> dict[str, str]:

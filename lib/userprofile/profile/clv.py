@@ -1,46 +1,82 @@
 """Predicted customer value: BG/NBD for future purchases, Gamma-Gamma for spend per purchase.
 
-Fitted at scale: Spark summarises each purchaser as (x, t_x, T) - repeat purchase
-days, days from the first to the last purchase day, days since the first - and
-groups identical triples, so the likelihood is maximised on the driver over the
-distinct triples weighted by their counts: a million users cost no more than
-the triples they share. Predictions are computed per distinct triple and
-joined back, because the BG/NBD expectation needs the Gaussian hypergeometric
-function, which Spark SQL does not have.
+Populations, as in the published models:
+- BG/NBD is fitted on every purchaser, one-time buyers included: each is summarised
+  as (x, t_x, T) - repeat purchase days, days from the first to the last purchase
+  day, days since the first. Its total log-likelihood at the fitted parameters
+  (eq. 6, summed over all purchasers) is kept with them.
+- Gamma-Gamma is fitted on repeat customers only (x >= 1) on m_x, the mean spend of
+  their repeat purchase days: the first purchase day is left out, and x is the
+  number of days m_x averages (it sets the shape p x in the likelihood). A
+  customer's expected spend per purchase day is E[M | x, m_x] = p (gamma + x m_x) /
+  (p x + q - 1); at x = 0 (one-time buyers) that is the population mean
+  p gamma / (q - 1), also ``GammaGamma.population_mean_spend`` for non-purchasers.
+  Repeat customers whose repeat days net to nothing or less (cancellations) are
+  left out of the fit and predicted with m_x = 0.
+  m_x needs ``revenue_first_purchase_day`` in ``user_features``; without it m_x
+  falls back to the mean over all purchase days, first included, with a warning.
 
-References: Fader, Hardie and Lee, "Counting Your Customers the Easy Way"
-(2005) for BG/NBD; Fader, Hardie and Lee, "RFM and CLV" (2005) for Gamma-Gamma.
+Fitted at scale: Spark summarises each purchaser and groups identical (x, t_x, T)
+triples and (x, m_x) pairs, m_x bucketed 0.5% wide, so the likelihoods are
+maximised on the driver over the distinct groups weighted by their counts: a
+million users cost no more than the groups they share. Predictions are computed
+per distinct group and joined back, because the BG/NBD expectation needs the
+Gaussian hypergeometric function, which Spark SQL does not have.
+
+References: Fader, Hardie and Lee, "Counting Your Customers the Easy Way: An
+Alternative to the Pareto/NBD Model", Marketing Science 24(2), 2005 (BG/NBD);
+Fader, Hardie and Lee, "RFM and CLV: Using Iso-Value Curves for Customer Base
+Analysis", Journal of Marketing Research 42(4), 2005, and Fader and Hardie, "The
+Gamma-Gamma Model of Monetary Value" (2013 note) (Gamma-Gamma); the ``lifetimes``
+package's GammaGammaFitter fits the same population.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+log = logging.getLogger(__name__)
+
 Array = NDArray[np.float64]
 # Mean spend is grouped into relative buckets of this width (0.5%) for the Gamma-Gamma fit.
 SPEND_BUCKETS_PER_UNIT_LOG = 200
+# Net revenue of the first purchase day: what separates repeat spend from the first purchase.
+FIRST_PURCHASE_REVENUE = "revenue_first_purchase_day"
 
 
 @dataclass(frozen=True)
 class BgNbd:
+    """Parameters; ``log_likelihood`` is the fit's total (NaN for parameters given by hand)."""
+
     r: float
     alpha: float
     a: float
     b: float
+    log_likelihood: float = math.nan
 
 
 @dataclass(frozen=True)
 class GammaGamma:
+    """Parameters; ``log_likelihood`` is the fit's total (NaN for parameters given by hand)."""
+
     p: float
     q: float
     gamma: float
+    log_likelihood: float = math.nan
+
+    @property
+    def population_mean_spend(self) -> float:
+        """p gamma / (q - 1): expected spend without a repeat purchase; NaN if q <= 1."""
+        return self.p * self.gamma / (self.q - 1) if self.q > 1 else math.nan
 
 
 def bgnbd_log_likelihood(m: BgNbd, x: Array, tx: Array, t: Array) -> Array:
@@ -60,13 +96,16 @@ def bgnbd_log_likelihood(m: BgNbd, x: Array, tx: Array, t: Array) -> Array:
 def fit_bgnbd(x: Array, tx: Array, t: Array, weights: Array) -> BgNbd:
     """Maximum likelihood over (possibly grouped) customers; ``weights`` are group sizes."""
 
+    def total(params: Array) -> float:
+        return float(np.sum(weights * bgnbd_log_likelihood(BgNbd(*params), x, tx, t)))
+
     def loss(log_params: Array) -> float:
-        model = BgNbd(*np.exp(log_params))
-        return float(-np.sum(weights * bgnbd_log_likelihood(model, x, tx, t)) / np.sum(weights))
+        return -total(np.exp(log_params)) / float(np.sum(weights))
 
     start = np.log(np.array([1.0, max(float(np.average(t, weights=weights)), 1.0), 1.0, 1.0]))
     result = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6})
-    return BgNbd(*np.exp(result.x))
+    r, alpha, a, b = (float(v) for v in np.exp(result.x))
+    return BgNbd(r, alpha, a, b, log_likelihood=total(np.array([r, alpha, a, b])))
 
 
 def expected_purchases(m: BgNbd, horizon: float, x: Array, tx: Array, t: Array) -> Array:
@@ -92,7 +131,7 @@ def _odds_alive_denominator(m: BgNbd, x: Array, tx: Array, t: Array) -> Array:
 
 
 def gamma_gamma_log_likelihood(m: GammaGamma, x: Array, spend: Array) -> Array:
-    """Per-customer log-likelihood of the mean spend over x purchases (x >= 1)."""
+    """Per-customer log-likelihood of ``spend``, the mean of x repeat purchases (x >= 1)."""
     px = m.p * x
     return np.asarray(
         gammaln(px + m.q)
@@ -106,48 +145,89 @@ def gamma_gamma_log_likelihood(m: GammaGamma, x: Array, spend: Array) -> Array:
     )
 
 
+def repeat_customers(x: Array, spend: Array) -> NDArray[np.bool_]:
+    """Who the Gamma-Gamma is fitted on: at least one repeat purchase, positive repeat spend."""
+    return np.asarray((x >= 1) & (spend > 0), dtype=np.bool_)
+
+
 def fit_gamma_gamma(x: Array, spend: Array, weights: Array) -> GammaGamma:
+    """Maximum likelihood over the repeat customers among (possibly grouped) customers.
+
+    ``x`` is repeat purchases, ``spend`` their mean (first purchase excluded),
+    ``weights`` group sizes; rows that are not ``repeat_customers`` are ignored.
+    """
+    fitted = repeat_customers(x, spend)
+    x, spend, weights = x[fitted], spend[fitted], weights[fitted]
+
+    def total(params: Array) -> float:
+        return float(np.sum(weights * gamma_gamma_log_likelihood(GammaGamma(*params), x, spend)))
+
     def loss(log_params: Array) -> float:
-        model = GammaGamma(*np.exp(log_params))
-        return float(
-            -np.sum(weights * gamma_gamma_log_likelihood(model, x, spend)) / np.sum(weights)
-        )
+        return -total(np.exp(log_params)) / float(np.sum(weights))
 
     start = np.log(np.array([1.0, 2.0, float(np.average(spend, weights=weights))]))
     result = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6})
-    return GammaGamma(*np.exp(result.x))
+    p, q, gamma = (float(v) for v in np.exp(result.x))
+    return GammaGamma(p, q, gamma, log_likelihood=total(np.array([p, q, gamma])))
 
 
 def expected_spend(m: GammaGamma, x: Array, spend: Array) -> Array:
-    """E[spend per purchase | x purchases with mean ``spend``]; shrinks towards the mean."""
-    return np.asarray((m.gamma + spend * x) * m.p / (m.p * x + m.q - 1), dtype=np.float64)
+    """E[spend per purchase | x repeat purchases of mean ``spend``] = p (gamma + x m_x) / (p x +
+    q - 1): shrinks towards the population mean, which it is at x = 0; NaN where undefined."""
+    denominator = m.p * x + m.q - 1
+    safe = np.where(denominator > 0, denominator, 1.0)
+    value = m.p * (m.gamma + x * np.maximum(spend, 0.0)) / safe
+    return np.asarray(np.where(denominator > 0, value, np.nan), dtype=np.float64)
 
 
 # ---------------------------------------------------------------- Spark side
 
 
 def purchase_summary(features: DataFrame) -> DataFrame:
-    """Purchasers as (user_key, x, t_x, T, purchases, mean_spend) from ``user_features``."""
+    """Purchasers as (user_key, x, t_x, T, m_x) from ``user_features`` (see module doc).
+
+    m_x is the mean net spend of the repeat purchase days, bucketed 0.5% wide so
+    equal spenders group together; 0 when x = 0 or the repeat spend is not positive.
+    """
     purchase_days = F.col("purchase_days_total")
+    repeat_days = purchase_days - 1
+    all_days = F.col("revenue_total") * repeat_days / purchase_days
+    if FIRST_PURCHASE_REVENUE in features.columns:
+        # Null in snapshots stored before the column existed: those rows average all days.
+        repeat_revenue = F.coalesce(
+            F.col("revenue_total") - F.col(FIRST_PURCHASE_REVENUE), all_days
+        )
+    else:
+        log.warning(
+            "user_features has no %s: Gamma-Gamma spend averages all purchase days, "
+            "the first included (the published model leaves it out)",
+            FIRST_PURCHASE_REVENUE,
+        )
+        repeat_revenue = all_days
     return features.where(purchase_days > 0).select(
         "user_key",
-        (purchase_days - 1).cast("double").alias("x"),
+        repeat_days.cast("double").alias("x"),
         (F.col("days_since_first_purchase") - F.col("days_since_last_purchase"))
         .cast("double")
         .alias("t_x"),
         F.col("days_since_first_purchase").cast("double").alias("T"),
-        purchase_days.cast("double").alias("purchases"),
-        # Spend per purchase day, bucketed (0.5% wide) so equal spenders group together.
-        F.exp(
-            F.round(F.log(F.greatest(F.col("revenue_total") / purchase_days, F.lit(0.01))) * 200)
-            / 200
-        ).alias("mean_spend"),
+        _bucketed(F.when(repeat_days >= 1, repeat_revenue / repeat_days)).alias("m_x"),
     )
 
 
+def _bucketed(spend: Column) -> Column:
+    """Spend rounded to a relative bucket; 0 for null or non-positive spend."""
+    per_log = SPEND_BUCKETS_PER_UNIT_LOG
+    rounded = F.exp(F.round(F.log(spend) * per_log) / per_log)
+    return F.when(spend > 0, rounded).otherwise(F.lit(0.0))
+
+
 def grouped(summary: DataFrame, keys: list[str]) -> tuple[list[Array], Array]:
-    """Distinct key tuples and their counts (the driver sees groups, never users)."""
-    rows = summary.groupBy(*keys).agg(F.count(F.lit(1)).alias("n")).collect()
+    """Distinct key tuples and their counts (the driver sees groups, never users).
+
+    Sorted, so the same data give the same fit whatever the partitioning.
+    """
+    rows = summary.groupBy(*keys).agg(F.count(F.lit(1)).alias("n")).orderBy(*keys).collect()
     columns = [np.array([r[k] for r in rows], dtype=np.float64) for k in keys]
     return columns, np.array([r["n"] for r in rows], dtype=np.float64)
 
@@ -174,27 +254,27 @@ def customer_value(features: DataFrame, horizon_days: int) -> CustomerValue:
     spark = features.sparkSession
     summary = purchase_summary(features)  # cheap projection of ``features``: cache that
     (x, tx, t), counts = grouped(summary, ["x", "t_x", "T"])
-    (n, spend), spend_counts = grouped(summary, ["purchases", "mean_spend"])
-    if len(counts) < MIN_GROUPS or len(spend_counts) < MIN_GROUPS:
+    (sx, spend), spend_counts = grouped(summary, ["x", "m_x"])
+    if len(counts) < MIN_GROUPS or repeat_customers(sx, spend).sum() < MIN_GROUPS:
         return CustomerValue(spark.createDataFrame([], VALUE_COLUMNS), None, None)
     bgnbd = fit_bgnbd(x, tx, t, counts)
     purchases = expected_purchases(bgnbd, horizon_days, x, tx, t)
     alive = probability_alive(bgnbd, x, tx, t)
     by_triple = spark.createDataFrame(
-        [tuple(float(v) for v in row) for row in zip(x, tx, t, purchases, alive, strict=True)],
+        [_row(*values) for values in zip(x, tx, t, purchases, alive, strict=True)],
         "x double, t_x double, T double, predicted_purchases double, probability_alive double",
     )
-    gamma_gamma = fit_gamma_gamma(n, spend, spend_counts)
+    gamma_gamma = fit_gamma_gamma(sx, spend, spend_counts)
     by_spend = spark.createDataFrame(
         [
-            (float(a), float(b), float(c))
-            for a, b, c in zip(n, spend, expected_spend(gamma_gamma, n, spend), strict=True)
+            _row(*values)
+            for values in zip(sx, spend, expected_spend(gamma_gamma, sx, spend), strict=True)
         ],
-        "purchases double, mean_spend double, expected_spend double",
+        "x double, m_x double, expected_spend double",
     )
     predictions = (
         summary.join(by_triple, ["x", "t_x", "T"])
-        .join(by_spend, ["purchases", "mean_spend"])
+        .join(by_spend, ["x", "m_x"])
         .select(
             "user_key",
             "predicted_purchases",
@@ -206,3 +286,8 @@ def customer_value(features: DataFrame, horizon_days: int) -> CustomerValue:
         )
     )
     return CustomerValue(predictions, bgnbd, gamma_gamma)
+
+
+def _row(*values: float) -> tuple[float | None, ...]:
+    """Plain floats for Spark; NaN (an undefined expectation) becomes null."""
+    return tuple(None if math.isnan(v) else float(v) for v in values)

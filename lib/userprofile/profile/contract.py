@@ -109,7 +109,7 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
     ContractColumn(
         "segment_name",
         T.StringType(),
-        "Name of the segment, from its centre by the rules in conf (segmentation.names).",
+        "Name of the segment: the features that set its centre apart from the population.",
     ),
     ContractColumn(
         "lifecycle_stage", T.StringType(), "prospect, new, active, at_risk, churned or reactivated."
@@ -173,14 +173,12 @@ PROFILE_COLUMNS: tuple[ContractColumn, ...] = (
     ContractColumn(
         "segmentation_model_version",
         T.StringType(),
-        "Run id of the training that produced the KMeans model.",
-        False,
+        "Run id of the training that produced the KMeans model; null before any model.",
     ),
     ContractColumn(
         "propensity_model_version",
         T.StringType(),
-        "Run id of the training that produced the propensity model.",
-        False,
+        "Run id of the training that produced the propensity model; null before any model.",
     ),
     ContractColumn("run_id", T.StringType(), "Id of the profile run that wrote this row.", False),
     ContractColumn(

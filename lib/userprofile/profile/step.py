@@ -1,8 +1,22 @@
-"""`userprofile profile`: score a snapshot's features and write its ``user_profile`` partition."""
+"""`userprofile profile`: score a snapshot's features and write its ``user_profile`` partition.
+
+A snapshot no model serves yet (none trained on or before it: too little history,
+or train not run) still gets its partition, with the same schema: features, tags,
+lifecycle, RFM and customer value filled; segment, propensity, decile and the
+model versions null; and a ``models`` row in the report saying why and what to
+do. A model serves the snapshots from its training date on, so ``train --as-of D``
+then ``profile --as-of D`` fills D; earlier snapshots stay without models.
+
+No ``--require-models`` flag: ``userprofile train`` still fails when it cannot
+train (a job that must have models stops there), a pipeline run records train as
+skipped in ``pipeline_runs``, and a consumer tells rows without models by a null
+``segmentation_model_version``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 
@@ -11,9 +25,15 @@ from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
 from userprofile.io.queries import newest_date, snapshot
 from userprofile.models.propensity import score_propensity
-from userprofile.models.registry import latest_model_version, load_model
+from userprofile.models.registry import history, load_model, newest_model
 from userprofile.models.segmentation import score_segments
-from userprofile.profile.assemble import assemble_profile, laid_out, table_properties, with_deciles
+from userprofile.profile.assemble import (
+    assemble_profile,
+    laid_out,
+    table_properties,
+    with_deciles,
+    without_models,
+)
 from userprofile.profile.clv import customer_value
 from userprofile.profile.contract import PROFILE_PARTITION_COLUMN
 from userprofile.profile.lifecycle import lifecycle_transitions
@@ -28,26 +48,23 @@ def run_profile(ctx: RunContext, as_of: dt.date) -> StepReport:
     clock = Stopwatch()
     settings = ctx.settings
     features = snapshot(ctx.read("user_features"), as_of)
-    version = latest_model_version(ctx, as_of)
-    segmentation = load_model(ctx, "segmentation", version)
-    propensity = load_model(ctx, "propensity", version)
-    # Propensity first: a hybrid propensity model adds its own segment columns internally.
-    scored = score_segments(segmentation, score_propensity(propensity, features))
+    served = newest_model(ctx, as_of)
+    version = served[0] if served is not None else None
+    scored = _scored(ctx, features, version)
     # Rules may read scores too: check them against the scored schema (no data is read).
     check_tag_rules(ctx.spark, scored.transform(with_deciles([])), settings.tags)
     cached = scored.cache()
-    cutpoints = cached.approxQuantile(
-        "purchase_propensity_30d", [i / 10 for i in range(1, 10)], DECILE_RELATIVE_ERROR
-    )
-    if not cutpoints:
+    users = cached.count()
+    if users == 0:
         raise MissingInputError(
             f"user_features has no rows for snapshot {as_of}: run `userprofile features` first"
         )
+    no_models = None if version is not None else _why_no_models(ctx, as_of, cached)
     rfm = rfm_cuts(cached)
     value = customer_value(cached, settings.clv.horizon_days)
     profile = (
         cached.join(value.predictions, "user_key", "left")
-        .transform(with_deciles(cutpoints))
+        .transform(_deciles(cached, version))
         .transform(with_rfm(rfm, settings.rfm.segments))
         .transform(
             next_best_categories(
@@ -68,7 +85,11 @@ def run_profile(ctx: RunContext, as_of: dt.date) -> StepReport:
     target = ctx.table("user_profile")
     # Contract changes within a version are additive: new columns are added to the table.
     tables.replace_partition(
-        laid_out(profile, cached.count()), target, PROFILE_PARTITION_COLUMN, as_of, add_columns=True
+        laid_out(profile, users, segmented=version is not None),
+        target,
+        PROFILE_PARTITION_COLUMN,
+        as_of,
+        add_columns=True,
     )
     tables.ensure_properties(ctx.spark, target, table_properties())
     cached.unpersist()
@@ -78,16 +99,49 @@ def run_profile(ctx: RunContext, as_of: dt.date) -> StepReport:
     report = StepReport(
         "profile", {"user_profile rows": rows}, clock.seconds(), rows_in=rows, rows_out=rows
     )
+    if no_models is not None:
+        report.rows["models"] = no_models
     if value.bgnbd is not None and value.gamma_gamma is not None:
         bg, gg = value.bgnbd, value.gamma_gamma
         report.rows["BG/NBD r, alpha, a, b"] = f"{bg.r:.3g}, {bg.alpha:.3g}, {bg.a:.3g}, {bg.b:.3g}"
+        report.rows["BG/NBD log-likelihood"] = f"{bg.log_likelihood:.1f}"
         report.rows["Gamma-Gamma p, q, gamma"] = f"{gg.p:.3g}, {gg.q:.3g}, {gg.gamma:.3g}"
-    segments = written.groupBy("segment_id", "segment_name").count().orderBy("segment_id")
-    for row in segments.collect():  # k rows
-        report.rows[f"segment {row['segment_id']} {row['segment_name']}"] = row["count"]
+    if version is not None:
+        segments = written.groupBy("segment_id", "segment_name").count().orderBy("segment_id")
+        for row in segments.collect():  # k rows
+            report.rows[f"segment {row['segment_id']} {row['segment_name']}"] = row["count"]
     for row in written.groupBy("lifecycle_stage").count().orderBy("lifecycle_stage").collect():
         report.rows[f"lifecycle {row['lifecycle_stage']}"] = row["count"]
     return report
+
+
+def _scored(ctx: RunContext, features: DataFrame, version: str | None) -> DataFrame:
+    """Features + the model outputs of ``version``; typed nulls without a model."""
+    if version is None:
+        return features.transform(without_models())
+    segmentation = load_model(ctx, "segmentation", version)
+    propensity = load_model(ctx, "propensity", version)
+    # Propensity first: a hybrid propensity model adds its own segment columns internally.
+    return score_segments(segmentation, score_propensity(propensity, features))
+
+
+def _deciles(scored: DataFrame, version: str | None) -> Callable[[DataFrame], DataFrame]:
+    """Propensity deciles from the snapshot's cut points (left null without a model)."""
+    if version is None:
+        return lambda profile: profile
+    cutpoints = scored.approxQuantile(
+        "purchase_propensity_30d", [i / 10 for i in range(1, 10)], DECILE_RELATIVE_ERROR
+    )
+    return with_deciles(cutpoints)
+
+
+def _why_no_models(ctx: RunContext, as_of: dt.date, features: DataFrame) -> str:
+    """The report's ``models`` row when no model serves the snapshot: why, and what to do."""
+    behind = history(ctx.settings, features, as_of)
+    nulls = f"none trained on or before {as_of}, segment and propensity columns are null"
+    if behind.enough:
+        return f"{nulls}: run `userprofile train --as-of {as_of}`, then profile again"
+    return f"{nulls}: {behind.shortfall()} (train then, profile that date and later)"
 
 
 def _publish_beside(ctx: RunContext, as_of: dt.date, profile: DataFrame) -> None:

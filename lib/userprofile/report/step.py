@@ -122,6 +122,12 @@ def _overview(current: DataFrame, as_of: dt.date) -> dict[str, str]:
             f"user_profile has no rows for snapshot {as_of}: "
             f"run `userprofile profile --as-of {as_of}` first"
         )
+    if row["seg"] is None:
+        raise MissingInputError(
+            f"the snapshot {as_of} was profiled without models (too little history to "
+            "train), and the report shows the models: report a snapshot from the first "
+            "date with enough history on; the profile's other columns are in the table"
+        )
     return {
         "snapshot": str(as_of),
         "users": f"{row['users']:,}",
@@ -224,16 +230,18 @@ def _quarantine(ctx: RunContext) -> pd.DataFrame:
 
 
 def _ingest_totals(ctx: RunContext) -> dict[str, int]:
-    row = (
-        ctx.read("ingest_log")
-        .agg(
-            F.sum("accepted").alias("accepted into bronze"),
-            F.sum("quarantined").alias("quarantined"),
-            F.sum("suppressed").alias("dropped by an erasure request"),
-            F.countDistinct("run_id").alias("ingest runs"),
-        )
-        .first()
-    )
+    log = ctx.read("ingest_log")
+    # A reprocess removes what its files produced before, then counts them again.
+    removed = {
+        c: F.coalesce(F.col(c), F.lit(0)) if c in log.columns else F.lit(0)
+        for c in ("accepted_removed", "quarantined_removed")
+    }
+    row = log.agg(
+        (F.sum("accepted") - F.sum(removed["accepted_removed"])).alias("accepted into bronze"),
+        (F.sum("quarantined") - F.sum(removed["quarantined_removed"])).alias("quarantined"),
+        F.sum("suppressed").alias("dropped by an erasure request"),
+        F.countDistinct("run_id").alias("ingest runs"),
+    ).first()
     return {k: int(v or 0) for k, v in (row.asDict() if row is not None else {}).items()}
 
 
