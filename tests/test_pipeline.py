@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from tests.helpers import TEST_KEY, conf_document, write_conf
 from userprofile.cli import main
 from userprofile.config import Settings, load_settings
+from userprofile.errors import MissingInputError
 from userprofile.features.step import run_features
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport
@@ -148,14 +149,11 @@ def test_training_starts_on_the_first_day_with_enough_history(
     assert f"there are {NEEDED_DAYS - 1} (first event {START})" in str(short["train"].rows[SKIPPED])
     assert runs_of(spark, settings, one_day_short)[0]["status"] == SUCCEEDED_WITHOUT_MODELS
 
-    # Enough history but no model yet: `profile` on its own writes without the model columns.
+    # Enough history but no model yet: `profile` on its own stops, asking for train.
     run_features(ctx, enough)
-    alone = run_profile(ctx, enough)
-    assert alone.rows["models"] == (
-        f"none trained on or before {enough}, segment and propensity columns are null: "
-        f"run `userprofile train --as-of {enough}`, then profile again"
-    )
-    assert filled(profile_of(spark, settings, enough), MODEL_COLUMNS[:1]) == {"segment_id": 0}
+    with pytest.raises(MissingInputError, match=f"run `userprofile train --as-of {enough}` first"):
+        run_profile(ctx, enough)
+    assert profile_of(spark, settings, enough).count() == 0  # nothing written
 
     trained = by_step(run_pipeline(ctx, enough))
     assert SKIPPED not in trained["train"].rows

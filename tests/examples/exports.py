@@ -26,6 +26,8 @@ class Export:
     header_lines: int = 0
     # lines that must end in the quarantine (by reason code)
     rejected: dict[str, int] = field(default_factory=dict)
+    # personal data that must not reach silver, and how many silver rows its pseudonym keys
+    pseudonymised: dict[str, int] = field(default_factory=dict)
 
 
 def _days(start: dt.date, rng: random.Random) -> list[dt.datetime]:
@@ -211,6 +213,8 @@ def access_log() -> Export:
             }
         },
         rejected={"UNKNOWN_EVENT_TYPE": 1, "MALFORMED_RECORD": 1},
+        # frank's three hits and the anonymous one from the same address
+        pseudonymised={"203.0.113.9": 4},
     )
 
 

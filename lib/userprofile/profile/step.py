@@ -1,11 +1,12 @@
 """`userprofile profile`: score a snapshot's features and write its ``user_profile`` partition.
 
-A snapshot no model serves yet (none trained on or before it: too little history,
-or train not run) still gets its partition, with the same schema: features, tags,
-lifecycle, RFM and customer value filled; segment, propensity, decile and the
-model versions null; and a ``models`` row in the report saying why and what to
-do. A model serves the snapshots from its training date on, so ``train --as-of D``
-then ``profile --as-of D`` fills D; earlier snapshots stay without models.
+A snapshot no model serves while the history is too short to train still gets
+its partition, with the same schema: features, tags, lifecycle, RFM and customer
+value filled; segment, propensity, decile and the model versions null; and a
+``models`` row in the report saying why and when models come. With history
+enough to train and no model (train not run), profile stops and says to train.
+A model serves the snapshots from its training date on; earlier snapshots stay
+without models.
 
 No ``--require-models`` flag: ``userprofile train`` still fails when it cannot
 train (a job that must have models stops there), a pipeline run records train as
@@ -140,7 +141,11 @@ def _why_no_models(ctx: RunContext, as_of: dt.date, features: DataFrame) -> str:
     behind = history(ctx.settings, features, as_of)
     nulls = f"none trained on or before {as_of}, segment and propensity columns are null"
     if behind.enough:
-        return f"{nulls}: run `userprofile train --as-of {as_of}`, then profile again"
+        # A forgotten train must not pass for a short history: stop before writing.
+        raise MissingInputError(
+            f"no model trained on or before {as_of}, and the history is long enough to "
+            f"train one: run `userprofile train --as-of {as_of}` first"
+        )
     return f"{nulls}: {behind.shortfall()} (train then, profile that date and later)"
 
 
