@@ -6,8 +6,10 @@
 
 The pyspark wheel ships ``bin/spark-class`` but not ``sbin/start-master.sh``, so the
 daemons are started here directly: each in its own session (so its own process group,
-which also holds the executors and Python workers it forks), logging to ``--dir/logs``,
-with pids recorded in ``--dir/cluster.json``. ``stop`` signals only those groups
+which also holds the executors and Python workers it forks) and its own working directory
+``--dir/cwd/<name>``, logging to ``--dir/logs``, with pids recorded in ``--dir/cluster.json``.
+A worker's executors run in ``--dir/<worker>/<app id>/<executor id>`` (its work dir), not in
+the worker's working directory. ``stop`` signals only those groups
 (SIGTERM, then SIGKILL after a grace period), never other Java processes.
 The master takes port 7077 (web UI 8080) when free, else a free port, and says so.
 """
@@ -54,6 +56,7 @@ class Daemon:
     pid: int
     start_ticks: int | None  # /proc/<pid>/stat start time: tells it from a reused pid
     log: str
+    cwd: str = ""  # its working directory (empty in a state file written before it was kept)
 
 
 @dataclass(frozen=True)
@@ -236,18 +239,20 @@ def alive_workers(state: dict[str, Any]) -> int:
 
 def _launch(name: str, command: Sequence[str], directory: Path, env: dict[str, str]) -> Daemon:
     log_path = directory / "logs" / f"{name}.log"
+    cwd = directory / "cwd" / name  # its own: what a daemon writes there is told apart
+    cwd.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             command,
-            cwd=directory,
-            env=env,
+            cwd=cwd,
+            env={**env, "PWD": str(cwd)},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own session and process group: stop signals only it
         )
     log.info("started %s (pid %d), log %s", name, process.pid, log_path)
-    return Daemon(name, process.pid, _start_ticks(process.pid), str(log_path))
+    return Daemon(name, process.pid, _start_ticks(process.pid), str(log_path), str(cwd))
 
 
 def _wait(cluster: Cluster, deadline: float, ready: Any, what: str) -> None:

@@ -220,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"config file (default: {DEFAULT_CONF})",
     )
+    common.add_argument(
+        "--remote",
+        metavar="sc://HOST:PORT",
+        help="run on a Spark Connect server (default: SPARK_REMOTE if set, else a local session)",
+    )
     common.add_argument("--verbose", action="store_true", help="print tracebacks for errors")
     parser = argparse.ArgumentParser(
         prog="userprofile", description="User profiles from raw event logs on Spark and Delta Lake."
@@ -275,7 +280,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if spec.check is not None:
         spec.check(settings, args)  # before Spark starts
     reuse = not owns_session()
-    spark = get_spark(settings)
+    spark = get_spark(settings, remote=args.remote)
     try:
         ctx = RunContext(spark, settings)
         if spec.logs_itself:

@@ -1,9 +1,9 @@
-"""Submitted by tests/test_cluster.py: `userprofile generate`, plus where userprofile comes from.
+"""Submitted by tests/deploy/test_cluster.py: `userprofile generate`, and where it imports from.
 
 ``spark-submit tests/deploy/cluster_generate.py --conf PATH`` first prints one line
-``PROBE {json}``: the driver's ``userprofile.__file__`` and, per task, the executor's
-``userprofile.__file__`` and working directory (the executor's folder under its worker's
-work dir, which tells the worker apart); then runs ``userprofile generate`` like
+``PROBE {json}``: the driver's ``userprofile.__file__`` and working directory and, per task,
+the executor's ``userprofile.__file__`` and working directory (the executor's folder under
+its worker's work dir, which tells the worker apart); then runs ``userprofile generate`` like
 jobs/generate.py. One submission for both saves a driver and two executors' start-up.
 """
 
@@ -36,7 +36,8 @@ def main(argv: list[str]) -> int:
 
     spark = SparkSession.builder.getOrCreate()
     tasks = spark.sparkContext.parallelize(range(8), 8).mapPartitions(locate).collect()
-    print("PROBE " + json.dumps({"driver": userprofile.__file__, "tasks": tasks}), flush=True)
+    found = {"driver": userprofile.__file__, "driver_cwd": os.getcwd(), "tasks": tasks}
+    print("PROBE " + json.dumps(found), flush=True)
     return cli(["generate", *argv])
 
 

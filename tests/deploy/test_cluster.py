@@ -11,6 +11,16 @@ dataset) and jobs/pipeline.py.
 The archive is the wheel under a ``.zip`` name: PySpark puts only ``.zip``, ``.egg`` and
 ``.jar`` py-files on the executors' ``sys.path`` (``SparkContext.PACKAGE_EXTENSIONS``);
 a ``.whl`` would reach the driver only. A pure-Python wheel is a zip, so this is enough.
+
+Every process shares this machine's disk, so a table written at the wrong path would still
+be found by every process. To tell a correct path from a shared disk, every storage folder
+of the config is a ``file://`` URI, and the master, each worker and each spark-submit driver
+start in a working directory of their own (executors run in their worker's work dir,
+``<worker>/<app id>/<executor id>``). The tests then check that each table the pipeline
+writes is a Delta table exactly at its configured URI, and that nothing but Spark's own
+files (executor logs, jars and py-files) appeared in any of those working directories:
+joining ``gold/user_profile`` to ``file:///…/warehouse`` with ``os.path.abspath`` would put
+the table under the driver's working directory.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
@@ -33,8 +44,9 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from scripts.standalone_cluster import Cluster, spark_env, spark_home, start, stop, tail
 
-from tests.helpers import REPO, TEST_KEY, conf_document, write_conf
-from userprofile.config import load_settings
+from tests.helpers import REPO, TEST_KEY, conf_document, storage_under, write_conf
+from userprofile.config import Settings, load_settings
+from userprofile.io import locations, tables
 
 pytestmark = pytest.mark.cluster
 
@@ -45,6 +57,13 @@ DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 SUBMIT_TIMEOUT = 480.0
 LIGHT_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+# Written by `userprofile erase` only; the pipeline writes every other table.
+NOT_WRITTEN_BY_THE_PIPELINE = frozenset({"erasure_requests", "erasure_suppression"})
+# What Spark itself puts in an executor's folder: its logs, the app's jars and py-files.
+EXECUTOR_FILES = ("app-*/*/stdout", "app-*/*/stderr", "app-*/*/*.jar", "app-*/*/*.zip")
+# Created empty in the driver's working directory by Spark's catalog when spark-submit is
+# given no spark.sql.warehouse.dir (path tables never use it; a table in it is reported).
+DRIVER_FILES = ("spark-warehouse",)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Submitted:
     stdout: str
     stderr: Path
     seconds: float
+    cwd: Path  # the driver's working directory (its own, empty when it started)
 
     def app_id(self) -> str:
         """The standalone application id, from the driver's log."""
@@ -151,9 +171,12 @@ class Submitter:
 def submit(how: Submitter, script: Path, args: Sequence[str], extra: Sequence[str]) -> Submitted:
     cluster, out = how.cluster, how.out
     name = script.stem
+    cwd = out / f"cwd-driver-{name}"
+    cwd.mkdir()
     env = spark_env(cluster.directory, python=str(how.python))
     env.pop("PYTHONPATH", None)  # the archive must be the only source of userprofile
     env[how.key_env] = TEST_KEY
+    env["PWD"] = str(cwd)
     command = [
         str(spark_home() / "bin" / "spark-submit"),
         *("--master", cluster.master_url, "--deploy-mode", "client"),
@@ -180,7 +203,7 @@ def submit(how: Submitter, script: Path, args: Sequence[str], extra: Sequence[st
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,
-            cwd=out,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
@@ -194,7 +217,7 @@ def submit(how: Submitter, script: Path, args: Sequence[str], extra: Sequence[st
             returncode = process.wait()
     seconds = time.monotonic() - began
     text = stdout_path.read_text(encoding="utf-8", errors="replace")
-    return Submitted(name, returncode, text, stderr_path, seconds)
+    return Submitted(name, returncode, text, stderr_path, seconds, cwd)
 
 
 @pytest.fixture(scope="module")
@@ -211,10 +234,13 @@ def run(
     so spark-submit's own resolution never races another worker's download.)
     """
     root = tmp_path_factory.mktemp("cluster-data")
+    # file:///…/data/warehouse and so on: URIs, which no process may read as relative paths.
+    storage = {name: Path(path).as_uri() for name, path in storage_under(root / "data").items()}
     conf = write_conf(
         root / "cluster.yaml",
         conf_document(
             root,
+            storage=storage,
             spark={"shuffle_partitions": 4},
             generator={"users": USERS, "days": DAYS, "start_date": "2026-01-01", "seed": 21},
             # Few iterations: the test checks the path through the cluster, not model quality.
@@ -250,21 +276,105 @@ def master_state_once_finished(cluster: Cluster, app_ids: list[str]) -> dict[str
         time.sleep(0.5)
 
 
+def table_uri(settings: Settings, key: str) -> str:
+    path = tables.resolve(settings, key).path
+    assert path is not None, key
+    return path
+
+
 def test_pipeline_on_the_cluster_writes_the_profile(run: Run) -> None:
     assert run.pipeline.returncode == 0, explain(run.cluster, run.pipeline)
     settings = load_settings(run.conf)
-    warehouse = Path(settings.storage.warehouse)
-    profile = DeltaTable(str(warehouse / settings.tables.user_profile)).to_pandas(
+    profile = DeltaTable(table_uri(settings, "user_profile")).to_pandas(
         filters=[("snapshot_date", "=", AS_OF)]
     )
-    silver_users = DeltaTable(str(warehouse / settings.tables.silver_users)).to_pandas()
+    silver_users = DeltaTable(table_uri(settings, "silver_users")).to_pandas()
     assert len(profile) == USERS, explain(run.cluster, run.pipeline)
     assert profile.user_key.nunique() == USERS
     assert set(profile.user_key) == set(silver_users.user_key)
-    runs = DeltaTable(str(warehouse / settings.tables.pipeline_runs)).to_pandas()
+    runs = DeltaTable(table_uri(settings, "pipeline_runs")).to_pandas()
     mine = runs[runs.as_of == AS_OF]
     assert list(mine.status) == ["succeeded"], mine.to_string()
     assert list(mine.iloc[0].steps) == ["ingest", "features", "train", "profile"]
+
+
+def local(location: str) -> Path:
+    """The local folder behind a ``file://`` URI (or a local path)."""
+    path = locations.local_path(location)
+    assert path is not None, f"{location} is not on the local file system"
+    return Path(path)
+
+
+def test_every_table_is_a_delta_table_at_its_configured_uri(run: Run) -> None:
+    assert run.pipeline.returncode == 0, explain(run.cluster, run.pipeline)
+    settings = load_settings(run.conf)
+    warehouse = settings.storage.warehouse
+    assert warehouse.startswith("file:///"), warehouse
+    written = set()
+    for key, name in settings.tables.model_dump().items():
+        uri = table_uri(settings, key)
+        assert uri == f"{warehouse}/{name}", key
+        if key in NOT_WRITTEN_BY_THE_PIPELINE:
+            assert not local(uri).exists(), uri
+            continue
+        assert (local(uri) / "_delta_log").is_dir(), f"{key}: no Delta table at {uri}"
+        written.add(local(uri))
+        data_files = [local(f) for f in DeltaTable(uri).file_uris()]
+        assert data_files, f"{key}: no data files in {uri}"
+        elsewhere = [f for f in data_files if local(uri) not in f.parents or not f.is_file()]
+        assert elsewhere == [], f"{key} at {uri}: data files elsewhere or missing"
+    # No other Delta table anywhere under the storage folders (a table folder misplaced).
+    storage = local(warehouse).parent
+    assert {log.parent for log in storage.rglob("_delta_log")} == written
+    for folder in ("landing", "models", "checkpoints", "ground_truth"):
+        path = local(getattr(settings.storage, folder))
+        assert path.is_dir(), f"storage.{folder}: no folder {path}"
+        assert any(path.iterdir()), f"storage.{folder}: nothing in {path}"
+
+
+def matches(relative: PurePath, pattern: str) -> bool:
+    """``pattern``'s parts match ``relative``'s one for one (``*`` never crosses a ``/``)."""
+    parts = pattern.split("/")
+    return len(relative.parts) == len(parts) and all(map(fnmatch, relative.parts, parts))
+
+
+def unexpected_files(directory: Path, allowed: Sequence[str] = ()) -> list[str]:
+    """Files and empty folders under directory that match none of the allowed patterns."""
+    found = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_dir() and any(path.iterdir()):
+            continue  # reported through what it holds
+        relative = path.relative_to(directory)
+        if not any(matches(relative, pattern) for pattern in allowed):
+            found.append(relative.as_posix() + ("/" if path.is_dir() else ""))
+    return found
+
+
+def assert_nothing_written_under(directories: dict[Path, Sequence[str]], shown: int = 20) -> None:
+    """No directory holds anything but what its allowed patterns name."""
+    stray = {
+        d: found for d, allowed in directories.items() if (found := unexpected_files(d, allowed))
+    }
+    lines = ["written under working directories, not at the storage URIs of the config:"]
+    for directory, found in stray.items():
+        logs = sorted({f.rpartition("_delta_log/")[0] or "." for f in found if "_delta_log/" in f})
+        lines += [f"{directory}/ ({len(found)} unexpected):", *(f"  Delta table {t}" for t in logs)]
+        lines += [*(f"  {f}" for f in found[:shown]), *(["  ..."] if len(found) > shown else [])]
+    assert not stray, "\n".join(lines)
+
+
+def test_nothing_is_written_under_a_working_directory(run: Run) -> None:
+    drivers = [s.cwd for s in (run.generate, run.pipeline)]
+    daemons = [Path(d.cwd) for d in run.cluster.daemons]  # master and workers
+    assert len({*drivers, *daemons, *run.cluster.worker_dirs}) == 7  # each process its own
+    assert_nothing_written_under(
+        {
+            **dict.fromkeys(drivers, DRIVER_FILES),
+            **dict.fromkeys(daemons, ()),
+            # The executors': <worker work dir>/<app id>/<executor id>.
+            **dict.fromkeys(run.cluster.worker_dirs, EXECUTOR_FILES),
+        }
+    )
 
 
 def executor_logs(cluster: Cluster, app_id: str) -> dict[str, list[Path]]:
@@ -291,14 +401,12 @@ def test_driver_and_executors_import_the_shipped_archive(run: Run) -> None:
     found = json.loads(line.removeprefix("PROBE "))
     inside = f"{run.archive.name}/userprofile/__init__.py"
     assert found["driver"] == str(run.archive / "userprofile" / "__init__.py")
+    assert found["driver_cwd"] == str(run.generate.cwd)
     assert {Path(t["file"]).as_posix().endswith(inside) for t in found["tasks"]} == {True}, found
-    workers = {
-        d.name
-        for t in found["tasks"]
-        for d in run.cluster.worker_dirs
-        if t["cwd"].startswith(f"{d}/")
-    }
-    assert workers == {"worker-1", "worker-2"}, found
+    # Each task ran in its executor's folder, <worker work dir>/<app id>/<executor id>.
+    executors = {Path(t["cwd"]).parent for t in found["tasks"]}
+    app_id = run.generate.app_id()
+    assert executors == {d / app_id for d in run.cluster.worker_dirs}, found
 
 
 def session_members(session_ids: set[int]) -> list[int]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from tests.helpers import conf_document, write_conf
 from userprofile.cli import main
@@ -53,6 +55,17 @@ def run_pipeline(root: Path) -> PipelineRun:
     for day in (AS_OF, EARLIER):
         assert main(["pipeline", "--conf", str(conf), "--as-of", day.isoformat()]) == 0
     return PipelineRun(conf, load_settings(conf))
+
+
+# Columns that name the run or its time: equal runs differ only in these.
+RUN_COLUMNS = ("run_id", "computed_at", "segmentation_model_version", "propensity_model_version")
+
+
+def profile_snapshot(spark: SparkSession, location: str, day: dt.date = AS_OF) -> DataFrame:
+    """One snapshot of a profile table (a path, URI or catalog name), without RUN_COLUMNS."""
+    reader = spark.read.format("delta")
+    frame = reader.load(location) if "/" in location else spark.read.table(location)
+    return frame.where(F.col("snapshot_date") == F.lit(day)).drop(*RUN_COLUMNS)
 
 
 def copy_run(run: PipelineRun, root: Path) -> PipelineRun:

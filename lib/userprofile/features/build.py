@@ -90,13 +90,10 @@ def user_features(
         require_columns(users, USER_COLUMNS, "user_features(users)")
         before = events.where(
             (F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull()
-        ).withColumns(
-            {
-                c: F.lit(None).cast("string")
-                for c in OPTIONAL_EVENT_COLUMNS
-                if c not in events.columns
-            }
         )
+        missing = [c for c in OPTIONAL_EVENT_COLUMNS if c not in before.columns]
+        if missing:  # Spark Connect refuses an empty withColumns
+            before = before.withColumns({c: F.lit(None).cast("string") for c in missing})
         sessions = _sessions(before, night_hours, date_only_sources)
         behaviour = (
             _windowed(_user_days(sessions), as_of, windows_days)

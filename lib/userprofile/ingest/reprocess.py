@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import os
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -75,7 +74,7 @@ from userprofile.ingest.step import (
     with_lineage,
     write_classified,
 )
-from userprofile.io import tables
+from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -144,7 +143,8 @@ def plan_reprocess(ctx: RunContext, name: str, files: str | None, since: dt.date
     )
     attempt = uuid.uuid4().hex[:12]
     uris = [(f.uri,) for f in selection.files]
-    ctx.spark.createDataFrame(uris, "value string").coalesce(1).write.text(f"{journal}/{attempt}")
+    entries = ctx.spark.createDataFrame([(u, attempt) for (u,) in uris], JOURNAL_SCHEMA)
+    tables.append(entries, journal)
     return Plan(name, source, selection, attempt)
 
 
@@ -217,7 +217,7 @@ def landing_files(spark: SparkSession, folder: str) -> list[LandingFile]:
             F.unix_micros("modificationTime").alias("micros"),
         )
     )
-    root = urlsplit(folder if "://" in folder else os.path.abspath(folder)).path.rstrip("/")
+    root = locations.path_part(folder).rstrip("/")
     found = []
     for row in listing.collect():  # file names: metadata, one row per file
         path = urlsplit(row["path"]).path
@@ -239,16 +239,20 @@ def ingested_files(ctx: RunContext, name: str) -> set[str]:
     return found
 
 
-def journal_folder(settings: Settings, name: str) -> str:
-    return os.path.join(settings.storage.checkpoints, "reprocess", name)
+JOURNAL_SCHEMA = "value string, attempt string"
 
 
-def _journal_entries(spark: SparkSession, journal: str) -> set[str]:
-    if not tables.path_exists(spark, journal):
+def journal_folder(settings: Settings, name: str) -> tables.TableRef:
+    """A small Delta table: its appends and deletes are atomic on any file system."""
+    path = locations.join(settings.storage.checkpoints, f"reprocess/{name}")
+    return tables.TableRef(key=f"reprocess journal of {name}", path=path)
+
+
+def _journal_entries(spark: SparkSession, journal: tables.TableRef) -> set[str]:
+    if not tables.exists(spark, journal):
         return set()
-    # Folders of attempts; one being written when a run died is under _temporary: skipped.
-    entries = spark.read.option("recursiveFileLookup", "true").text(journal)
-    return {str(r["value"]) for r in entries.distinct().collect()}
+    entries = tables.read(spark, journal).select("value").distinct()
+    return {str(r["value"]) for r in entries.collect()}  # file names of one source
 
 
 def remove_previous_output(ctx: RunContext, plan: Plan) -> Removed:
@@ -258,6 +262,8 @@ def remove_previous_output(ctx: RunContext, plan: Plan) -> Removed:
     uris = [f.uri for f in plan.selection.files]
     of_source = F.col("source") == plan.name
     of_files = of_source & F.col("_source_file").isin(uris)
+    sql_of_files = "source = :source AND array_contains(:files, _source_file)"
+    files_args: dict[str, object] = {"source": plan.name, "files": uris}
     rows: dict[str, int] = {}
     dates: set[dt.date] = set()
     bronze_ref, silver_ref = ctx.table("bronze_events"), ctx.table("silver_events")
@@ -272,10 +278,12 @@ def remove_previous_output(ctx: RunContext, plan: Plan) -> Removed:
             rows["silver_events"] = tables.delete_matching(
                 spark, silver_ref, only_theirs, SILVER_KEY
             )
-        rows["bronze_events"] = tables.delete_where(spark, bronze_ref, of_files)
+        rows["bronze_events"] = tables.delete_where(spark, bronze_ref, sql_of_files, files_args)
     quarantine_ref = ctx.table("bronze_quarantine")
     if tables.exists(spark, quarantine_ref):
-        rows["bronze_quarantine"] = tables.delete_where(spark, quarantine_ref, of_files)
+        rows["bronze_quarantine"] = tables.delete_where(
+            spark, quarantine_ref, sql_of_files, files_args
+        )
     return Removed(rows, dates)
 
 
@@ -301,9 +309,15 @@ def add_reclassified(
     bronze_removed = removed.rows.get("bronze_events", 0)
     quarantine_removed = removed.rows.get("bronze_quarantine", 0)
     append_log(
-        ctx, plan.name, logged, txn, "reprocess", removed=(bronze_removed, quarantine_removed)
+        ctx,
+        plan.name,
+        logged,
+        txn,
+        "reprocess",
+        plan.attempt,
+        removed=(bronze_removed, quarantine_removed),
     )
-    tables.remove_path(ctx.spark, journal_folder(settings, plan.name))
+    tables.delete_where(ctx.spark, journal_folder(settings, plan.name), "true")
     counts = IngestCounts()
     counts.add(logged)
     report = _report(plan, removed, counts, clock)

@@ -15,7 +15,6 @@ both ingest and ``userprofile reprocess`` (``userprofile.ingest.reprocess``).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,21 +22,24 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from userprofile.config import EventSource
+from userprofile.config import EventSource, Settings
 from userprofile.errors import DataQualityError
 from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
 from userprofile.ingest.records import REJECT_REASONS, classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
-from userprofile.io import tables
+from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
 # command: 'ingest' (batch_id = the stream's batch) or 'reprocess' (no batch_id; rows it
 # removed in *_removed); null on rows logged before the column was added.
+# quarantined_by_reason: the quarantined count per reason code; attempt: one id per ingest or
+# reprocess call (a run may ingest more than once, e.g. from a notebook). Null on older rows.
 INGEST_LOG_SCHEMA = (
     "run_id string, source string, batch_id long, accepted long, quarantined long, "
     "suppressed long, changed_dates array<date>, logged_at timestamp, "
-    "command string, files long, accepted_removed long, quarantined_removed long"
+    "command string, files long, accepted_removed long, quarantined_removed long, "
+    "quarantined_by_reason map<string,bigint>, attempt string"
 )
 # Silver's key: one row per event of a source.
 SILVER_KEY = ["event_date", "source", "event_id"]
@@ -67,6 +69,9 @@ class IngestCounts:
     @property
     def total(self) -> int:
         return self.accepted + sum(self.rejected.values())
+
+    def rejected_share(self) -> float:
+        return sum(self.rejected.values()) / self.total if self.total else 0.0
 
     def add(self, batch: BatchCounts) -> None:
         by_reason = Counter(batch.by_reason)
@@ -100,9 +105,7 @@ class IngestCounts:
 
 
 def landing_path(ctx: RunContext, path: str) -> str:
-    if "://" in path or os.path.isabs(path):
-        return path
-    return os.path.join(ctx.settings.storage.landing, path)
+    return locations.join(ctx.settings.storage.landing, path)
 
 
 def run_ingest(ctx: RunContext) -> StepReport:
@@ -114,8 +117,22 @@ def run_ingest(ctx: RunContext) -> StepReport:
             _ingest_source(ctx, key, name, source, counts)
     users = _ingest_users(ctx, key)
     report = counts.step_report("ingest", clock.seconds(), {"crm users read": users})
+    if counts.rejected_share() > ctx.settings.ingest.max_reject_share:
+        counts.samples.update(quarantined_samples(ctx))
     check_reject_share(counts, ctx.settings.ingest.max_reject_share)
     return report
+
+
+def quarantined_samples(ctx: RunContext) -> dict[str, str]:
+    """One rejected line per reason code among this run's quarantined rows."""
+    rows = (
+        ctx.read("bronze_quarantine")
+        .where(F.col("run_id") == ctx.run_id)
+        .groupBy("reason_code")
+        .agg(F.first("raw_record", ignorenulls=True).alias("sample"))
+        .collect()  # one row per reason code
+    )
+    return {str(r["reason_code"]): str(r["sample"]) for r in rows if r["sample"] is not None}
 
 
 def describe_dates(dates: set[dt.date]) -> str:
@@ -135,6 +152,32 @@ def with_lineage(lines: DataFrame) -> DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class BatchWriter:
+    """Writes one micro-batch of a source: classify, then ``write_classified`` and a log row.
+
+    Only plain values travel with it: over Spark Connect, foreachBatch runs it in a
+    Python process beside the server, so it takes its session from the batch and
+    reports through the tables it writes (the ingest log), not through driver state.
+    """
+
+    settings: Settings
+    run_id: str
+    key: bytes
+    name: str
+    source: EventSource
+    app_id: str
+    attempt: str
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        ctx = RunContext(batch.sparkSession, self.settings, self.run_id)
+        ingest = self.settings.ingest
+        classify_lines = classify(self.source, ingest.future_tolerance_hours, ingest.max_price)
+        txn = (self.app_id, batch_id)
+        written = write_classified(ctx, self.key, self.name, batch.transform(classify_lines), txn)
+        append_log(ctx, self.name, written, txn, "ingest", self.attempt, batch_id=batch_id)
+
+
 def _ingest_source(
     ctx: RunContext, key: bytes, name: str, source: EventSource, counts: IngestCounts
 ) -> None:
@@ -142,8 +185,10 @@ def _ingest_source(
     folder = landing_path(ctx, source.path)
     if not tables.path_exists(ctx.spark, folder):
         return
-    checkpoint = os.path.join(settings.storage.checkpoints, "ingest", name)
+    checkpoint = locations.join(settings.storage.checkpoints, f"ingest/{name}")
     app_id = f"userprofile-ingest:{name}:{checkpoint_identity(ctx.spark, checkpoint)}"
+    attempt = uuid.uuid4().hex[:12]
+    write_batch = BatchWriter(settings, ctx.run_id, key, name, source, app_id, attempt)
     lines = (
         ctx.spark.readStream.format("text")
         .option("maxFilesPerTrigger", settings.ingest.max_files_per_batch)
@@ -153,16 +198,6 @@ def _ingest_source(
         .load(folder)
         .transform(with_lineage)
     )
-    classify_lines = classify(
-        source, settings.ingest.future_tolerance_hours, settings.ingest.max_price
-    )
-
-    def write_batch(batch: DataFrame, batch_id: int) -> None:
-        txn = (app_id, batch_id)
-        written = write_classified(ctx, key, name, batch.transform(classify_lines), txn)
-        append_log(ctx, name, written, txn, command="ingest", batch_id=batch_id)
-        counts.add(written)
-
     query = (
         lines.writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", checkpoint)
@@ -170,6 +205,30 @@ def _ingest_source(
         .start()
     )
     query.awaitTermination()
+    for batch in logged_batches(ctx, attempt):
+        counts.add(batch)
+
+
+def logged_batches(ctx: RunContext, attempt: str) -> list[BatchCounts]:
+    """What the batches of one ingest call wrote, as their ingest log rows tell."""
+    ref = ctx.table("ingest_log")
+    if not tables.exists(ctx.spark, ref):
+        return []
+    rows = (
+        tables.read(ctx.spark, ref)
+        .where(F.col("attempt") == attempt)
+        .collect()  # one row per micro-batch of the call
+    )
+    return [
+        BatchCounts(
+            Counter({None: int(r["accepted"]), **(r["quarantined_by_reason"] or {})}),
+            {},
+            int(r["suppressed"]),
+            list(r["changed_dates"] or []),
+            int(r["files"] or 0),
+        )
+        for r in rows
+    ]
 
 
 def write_classified(
@@ -187,8 +246,10 @@ def write_classified(
     accepted = to_bronze(kept, name)
     # add_columns: tables written before a release added an event field gain it.
     tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn, add_columns=True)
+    # run_id: the over-limit error finds its sample lines by it; older tables gain it.
+    quarantined = to_quarantine(kept, name, key).withColumn("run_id", F.lit(ctx.run_id))
     tables.append(
-        to_quarantine(kept, name, key), ctx.table("bronze_quarantine"), ["ingest_date"], txn=txn
+        quarantined, ctx.table("bronze_quarantine"), ["ingest_date"], txn=txn, add_columns=True
     )
     # Cached: merged into silver and read again for the identity map.
     silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
@@ -212,6 +273,7 @@ def append_log(
     written: BatchCounts,
     txn: tuple[str, int],
     command: str,
+    attempt: str,
     batch_id: int | None = None,
     removed: tuple[int, int] = (0, 0),
 ) -> None:
@@ -230,6 +292,8 @@ def append_log(
                 command,
                 written.files,
                 *removed,
+                {str(code): n for code, n in written.by_reason.items() if code},
+                attempt,
             )
         ],
         INGEST_LOG_SCHEMA,
@@ -320,9 +384,7 @@ TOP_REASONS = 3
 
 def check_reject_share(counts: IngestCounts, max_share: float) -> None:
     """Raise when too much was quarantined, naming the top reasons with a sample line each."""
-    if counts.total == 0:
-        return
-    share = sum(counts.rejected.values()) / counts.total
+    share = counts.rejected_share()
     if share <= max_share:
         return
     reasons = "\n".join(

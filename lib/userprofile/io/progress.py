@@ -7,13 +7,14 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 
 from userprofile.io.context import RunContext, StepReport
+from userprofile.io.session import is_connect
 
 log = logging.getLogger("userprofile")
 # A step running longer than this logs what Spark is doing, once per interval.
@@ -31,15 +32,25 @@ def logged(spark: SparkSession, step: str, run: Callable[[], StepReport]) -> Ste
 
 
 class SparkProgress:
-    """Logs the active Spark stages (tasks done / total) every ``every`` seconds."""
+    """Logs the active Spark stages (tasks done / total) every ``every`` seconds.
+
+    Over Spark Connect the server streams each operation's stages to a progress
+    handler; on a classic session the status tracker is asked. Either way a step's
+    progress line reads the same.
+    """
 
     def __init__(self, spark: SparkSession, label: str, every: float = PROGRESS_EVERY_SECONDS):
         self.spark, self.label, self.every = spark, label, every
         self.stop = threading.Event()
         self.start = time.perf_counter()
         self.thread = threading.Thread(target=self._watch, name=f"progress-{label}", daemon=True)
+        self.connect_stages: list[tuple[int, int]] = []
+        self.handler: Callable[..., None] | None = None
 
     def __enter__(self) -> SparkProgress:
+        if is_connect(self.spark):
+            self.handler = self._on_connect_progress
+            self.spark.registerProgressHandler(self.handler)
         self.thread.start()
         return self
 
@@ -51,15 +62,36 @@ class SparkProgress:
     ) -> None:
         self.stop.set()
         self.thread.join(timeout=5)
+        if self.handler is not None:
+            self.spark.removeProgressHandler(self.handler)
+
+    def _on_connect_progress(
+        self, stages: Iterable[Any] | None, inflight_tasks: int, operation_id: Any, done: bool
+    ) -> None:
+        running = [] if done else [s for s in stages or () if not s.done]
+        self.connect_stages = [(s.num_completed_tasks, s.num_tasks) for s in running]
+
+    def _active_stages(self) -> Callable[[], list[tuple[int, int]]] | None:
+        if self.handler is not None:
+            return lambda: self.connect_stages
+        try:
+            # Classic sessions only (Connect is handled above): the JVM's status tracker.
+            tracker = self.spark.sparkContext.statusTracker()
+        except Exception:  # a session without a reachable SparkContext: no progress lines
+            return None
+
+        def classic() -> list[tuple[int, int]]:
+            stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            return [(s.numCompletedTasks, s.numTasks) for s in stages if s is not None]
+
+        return classic
 
     def _watch(self) -> None:
-        try:
-            tracker = self.spark.sparkContext.statusTracker()
-        except Exception:  # Spark Connect has no SparkContext: no progress, no failure
+        active = self._active_stages()
+        if active is None:
             return
         while not self.stop.wait(self.every):
-            stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
-            done = [f"{s.numCompletedTasks}/{s.numTasks}" for s in stages if s is not None]
+            done = [f"{finished}/{total}" for finished, total in active()]
             elapsed = time.perf_counter() - self.start
             tasks = f"tasks {', '.join(done)}" if done else "between Spark jobs"
             log.info("%s: running %.0f s, %s", self.label, elapsed, tasks)

@@ -1,9 +1,15 @@
 """The one place that builds a SparkSession.
 
 Under Databricks or spark-submit a session (or its JVM gateway) already exists:
-reuse it and leave cluster settings alone. Anywhere else build an embedded
-``local[*]`` session with Delta configured from pip (the Delta jars resolve
-through Spark's own resolver, which also reads ~/.m2 and caches in ~/.ivy2*).
+reuse it and leave cluster settings alone. Given a Spark Connect URL
+(``--remote sc://host:port`` or the standard ``SPARK_REMOTE``), connect to that
+server: Delta must be configured on the server, as Databricks serverless and
+standard-access clusters do. Anywhere else build an embedded ``local[*]``
+session with Delta configured from pip (the Delta jars resolve through Spark's
+own resolver, which also reads ~/.m2 and caches in ~/.ivy2*).
+
+Nothing in the package touches ``SparkContext``, the JVM gateway or RDDs, so
+every step runs the same over Spark Connect and a classic session.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import os
 from typing import TYPE_CHECKING
 
 from userprofile.config import Settings
+from userprofile.errors import ConfigError
+from userprofile.io import locations
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -22,10 +30,14 @@ DELTA_SETTINGS = {
 }
 
 
-def get_spark(settings: Settings) -> SparkSession:
-    """Return the active session if there is one, else a local one with Delta."""
+def get_spark(settings: Settings, remote: str | None = None) -> SparkSession:
+    """The active session if there is one; a Spark Connect session for ``remote`` (or
+    ``SPARK_REMOTE``); else a local one with Delta."""
     from pyspark.sql import SparkSession
 
+    remote = remote or os.environ.get("SPARK_REMOTE")
+    if remote:
+        return _connect(settings, remote)
     active = SparkSession.getActiveSession()
     if active is None and (_launched_by_spark_submit() or on_databricks()):
         active = SparkSession.builder.appName(settings.spark.app_name).getOrCreate()
@@ -47,6 +59,23 @@ def owns_session() -> bool:
     return SparkSession.getActiveSession() is None and not on_databricks()
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """Whether the session is a Spark Connect client (no SparkContext, no JVM in-process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _connect(settings: Settings, remote: str) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    if not remote.startswith("sc://"):
+        raise ConfigError(
+            f"--remote / SPARK_REMOTE {remote!r}: a Spark Connect URL is sc://host:port"
+        )
+    spark = SparkSession.builder.remote(remote).getOrCreate()
+    _apply_runtime_settings(spark, settings)
+    return spark
+
+
 def _launched_by_spark_submit() -> bool:
     # spark-submit starts the JVM first and hands Python its gateway port.
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -64,9 +93,7 @@ def _local_session(settings: Settings) -> SparkSession:
     builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
     for key, value in local_spark_conf(settings).items():
         builder = builder.config(key, value)
-    spark = configure_spark_with_delta_pip(builder).getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
+    return configure_spark_with_delta_pip(builder).getOrCreate()
 
 
 def local_spark_conf(settings: Settings) -> dict[str, str]:
@@ -77,12 +104,12 @@ def local_spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
+        # The log level as a setting: no SparkContext call (there is none over Connect).
+        "spark.log.level": "WARN",
         "spark.ui.enabled": "false",
         # Path tables need no metastore; keep Derby files out of the working directory.
         "spark.sql.catalogImplementation": "in-memory",
-        "spark.sql.warehouse.dir": os.path.join(
-            os.path.abspath(settings.storage.warehouse), "_spark_sql"
-        ),
+        "spark.sql.warehouse.dir": locations.join(settings.storage.warehouse, "_spark_sql"),
         # Delta's log replay defaults to 50 partitions, far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.adaptive.enabled": "true",

@@ -9,17 +9,34 @@ package knows which of these it is dealing with.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyspark.errors import AnalysisException
+
 from userprofile.config import Settings
+from userprofile.io import locations
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 _CATALOG_NAME = re.compile(r"^[A-Za-z_][\w`-]*(\.[A-Za-z_][\w`-]*){1,2}$")
+
+# Schema evolution for one MERGE (Delta's setting; the SQL clause is not honoured by Delta 4.0).
+_AUTO_MERGE = "spark.databricks.delta.schema.autoMerge.enabled"
+_NO_PATH = frozenset({"PATH_NOT_FOUND"})
+_NOT_A_TABLE = frozenset(
+    {
+        "PATH_NOT_FOUND",
+        "DELTA_TABLE_NOT_FOUND",
+        "DELTA_MISSING_DELTA_TABLE",
+        "DELTA_PATH_DOES_NOT_EXIST",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -39,18 +56,17 @@ def resolve(settings: Settings, key: str) -> TableRef:
     value: str = getattr(settings.tables, key)
     if _CATALOG_NAME.match(value) and "/" not in value:
         return TableRef(key=key, name=value)
-    if "://" in value or os.path.isabs(value):
-        return TableRef(key=key, path=value)
-    return TableRef(key=key, path=os.path.abspath(os.path.join(settings.storage.warehouse, value)))
+    return TableRef(key=key, path=locations.join(settings.storage.warehouse, value))
 
 
 def exists(spark: SparkSession, table: TableRef) -> bool:
-    from delta.tables import DeltaTable
-
     if table.name is not None:
         return bool(spark.catalog.tableExists(table.name))
     assert table.path is not None
-    return bool(DeltaTable.isDeltaTable(spark, table.path))
+    # Asking Spark to resolve the table works the same over Spark Connect and classic
+    # sessions (DeltaTable.isDeltaTable needs Delta Connect's server plugin).
+    path = table.path
+    return _resolves(lambda: spark.read.format("delta").load(path), _NOT_A_TABLE)
 
 
 def read(spark: SparkSession, table: TableRef) -> DataFrame:
@@ -120,10 +136,7 @@ def merge_insert_new(
     if not exists(spark, table):
         append(source, table, partition_by)
         return
-    target = _delta_table(spark, table)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    merge = target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll()
-    (merge.withSchemaEvolution() if add_columns else merge).execute()
+    _merge(source, table, keys, "WHEN NOT MATCHED THEN INSERT *", add_columns)
 
 
 def merge_upsert(spark: SparkSession, source: DataFrame, table: TableRef, keys: list[str]) -> None:
@@ -131,24 +144,92 @@ def merge_upsert(spark: SparkSession, source: DataFrame, table: TableRef, keys: 
     if not exists(spark, table):
         append(source, table)
         return
-    target = _delta_table(spark, table)
+    _merge(source, table, keys, "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+
+
+def delete_matching(spark: SparkSession, table: TableRef, rows: DataFrame, keys: list[str]) -> int:
+    """Delete the table's rows whose ``keys`` equal those of a row of ``rows`` (a MERGE);
+    return how many were deleted. ``rows`` may be larger than the driver's memory."""
+    result = _merge(rows, table, keys, "WHEN MATCHED THEN DELETE")
+    return int(result["num_deleted_rows"] or 0) if result is not None else 0
+
+
+def delete_where(
+    spark: SparkSession, table: TableRef, condition: str, args: Mapping[str, object] | None = None
+) -> int:
+    """Delete the rows where the SQL ``condition`` holds; return how many were deleted.
+
+    Values go in ``args`` as named parameters (``user_key IN (:keys)`` is written
+    ``array_contains(:keys, user_key)``), never into the SQL text.
+    """
+    statement = f"DELETE FROM {sql_name(table)} WHERE {condition}"
+    result = spark.sql(statement, args=dict(args or {})).first()
+    return int(result["num_affected_rows"] or 0) if result is not None else 0
+
+
+def vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
+    """Remove data files no longer referenced and older than the retention."""
+    spark.sql(f"VACUUM {sql_name(table)} RETAIN {int(retention_hours)} HOURS").collect()
+
+
+def _merge(
+    source: DataFrame, table: TableRef, keys: list[str], clauses: str, add_columns: bool = False
+) -> Row | None:
+    """``MERGE INTO table USING source ON keys <clauses>``; its metrics row.
+
+    SQL rather than ``DeltaTable``: the same statement runs over Spark Connect (where
+    the Python ``DeltaTable`` needs Delta Connect's server plugin) and classic sessions.
+    The view lives in the source's own session (a streaming batch has its own).
+    """
+    spark = source.sparkSession
+    view = f"userprofile_merge_{uuid.uuid4().hex}"
+    source.createOrReplaceTempView(view)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    (
-        target.alias("t")
-        .merge(source.alias("s"), condition)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    statement = f"MERGE INTO {sql_name(table)} t USING {view} s ON {condition} {clauses}"
+    try:
+        if add_columns:
+            with _session_conf(spark, _AUTO_MERGE, "true"):
+                return spark.sql(statement).first()
+        return spark.sql(statement).first()
+    finally:
+        spark.catalog.dropTempView(view)
 
 
-def _delta_table(spark: SparkSession, table: TableRef):  # type: ignore[no-untyped-def]
-    from delta.tables import DeltaTable
+@contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session setting for one statement, then restore what was there."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
-    if table.name is not None:
-        return DeltaTable.forName(spark, table.name)
-    assert table.path is not None
-    return DeltaTable.forPath(spark, table.path)
+
+def _resolves(frame: Callable[[], DataFrame], missing: frozenset[str]) -> bool:
+    """Whether Spark can resolve ``frame()``; False for the error conditions in ``missing``.
+
+    A classic session resolves a read when it is built, Spark Connect when its schema
+    is asked for (an analyse call): both happen inside the ``try``.
+    """
+    try:
+        frame().schema  # noqa: B018
+    except AnalysisException as error:
+        if error.getCondition() in missing:
+            return False
+        raise
+    return True
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder exists, on any Hadoop-compatible file system.
+
+    Resolving a file listing works over Spark Connect (no JVM gateway on the client).
+    """
+    return _resolves(lambda: spark.read.format("binaryFile").load(path), _NO_PATH)
 
 
 def _save(writer, table: TableRef) -> None:  # type: ignore[no-untyped-def]
@@ -156,60 +237,6 @@ def _save(writer, table: TableRef) -> None:  # type: ignore[no-untyped-def]
         writer.saveAsTable(table.name)
     else:
         writer.save(table.path)
-
-
-def delete_where(spark: SparkSession, table: TableRef, condition: Column) -> int:
-    """Delete the matching rows; return how many were deleted (from this commit's metrics)."""
-    target = _delta_table(spark, table)
-    before = _version(target)
-    target.delete(condition)
-    if _version(target) == before:
-        return 0  # nothing matched: Delta wrote no commit
-    last = target.history(1).select("operationMetrics").first()
-    metrics = (last["operationMetrics"] if last is not None else None) or {}
-    return int(metrics.get("numDeletedRows", 0))
-
-
-def delete_matching(spark: SparkSession, table: TableRef, rows: DataFrame, keys: list[str]) -> int:
-    """Delete the table's rows whose ``keys`` equal those of a row of ``rows`` (a MERGE);
-    return how many were deleted. ``rows`` may be larger than the driver's memory."""
-    target = _delta_table(spark, table)
-    before = _version(target)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    target.alias("t").merge(rows.alias("s"), condition).whenMatchedDelete().execute()
-    if _version(target) == before:
-        return 0
-    last = target.history(1).select("operationMetrics").first()
-    metrics = (last["operationMetrics"] if last is not None else None) or {}
-    return int(metrics.get("numTargetRowsDeleted", 0))
-
-
-def _version(target) -> int:  # type: ignore[no-untyped-def]
-    row = target.history(1).select("version").first()
-    return int(row["version"]) if row is not None else -1
-
-
-def vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
-    """Remove data files no longer referenced and older than the retention."""
-    _delta_table(spark, table).vacuum(float(retention_hours))
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """Whether a file or folder exists, on any Hadoop-compatible file system."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return bool(file_system.exists(hadoop_path))
-
-
-def remove_path(spark: SparkSession, path: str) -> None:
-    """Delete a file or a folder with its contents, if it exists (any Hadoop file system)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    file_system = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    file_system.delete(hadoop_path, True)
 
 
 def sql_name(table: TableRef) -> str:

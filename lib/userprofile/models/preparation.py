@@ -74,9 +74,13 @@ Stage = Estimator[Any] | Transformer
 
 
 def right_sized(df: DataFrame, rows: int) -> DataFrame:
-    """``df`` with one partition per ROWS_PER_PARTITION rows, at most one per core."""
-    cores = df.sparkSession.sparkContext.defaultParallelism
-    return df.coalesce(max(1, min(cores, math.ceil(rows / ROWS_PER_PARTITION))))
+    """``df`` with one partition per ROWS_PER_PARTITION rows, at most one per shuffle partition.
+
+    The shuffle partitions stand for the cluster's parallelism: a Spark Connect client
+    cannot ask the SparkContext for its cores.
+    """
+    parallelism = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    return df.coalesce(max(1, min(parallelism, math.ceil(rows / ROWS_PER_PARTITION))))
 
 
 def raw_input_stage(prefix: str, inputs: tuple[ModelInput, ...]) -> SQLTransformer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
@@ -19,7 +18,7 @@ from pyspark.sql import functions as F
 
 from userprofile.config import Settings
 from userprofile.errors import MissingInputError
-from userprofile.io import tables
+from userprofile.io import locations, tables
 from userprofile.io.context import RunContext
 from userprofile.models import segmentation as seg
 
@@ -27,7 +26,7 @@ MODELS = ("segmentation", "propensity")
 
 
 def model_path(settings: Settings, model: str, version: str) -> str:
-    return os.path.join(settings.storage.models, model, version)
+    return locations.join(settings.storage.models, f"{model}/{version}")
 
 
 def load_model(ctx: RunContext, model: str, version: str) -> PipelineModel:

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 
+from userprofile.io import locations
 from userprofile.io.context import RunContext
 from userprofile.io.session import on_databricks
 from userprofile.models.registry import MODELS, model_path
@@ -51,10 +52,14 @@ def log_run(
     import mlflow  # type: ignore[import-not-found, unused-ignore]  # optional
 
     configured = os.environ.get("MLFLOW_TRACKING_URI")
+    models = locations.local_path(ctx.settings.storage.models)
     # set_tracking_uri also exports the variable: a store we chose earlier in this process
     # (another config's) is not the user's choice.
     if (not configured or configured in _LOCAL_STORES) and not on_databricks():
-        store = "file://" + os.path.abspath(os.path.join(ctx.settings.storage.models, "mlruns"))
+        if models is None:
+            log.info("MLflow: set MLFLOW_TRACKING_URI to log training runs (models are not local)")
+            return None
+        store = "file://" + os.path.join(models, "mlruns")
         _LOCAL_STORES.add(store)
         # MLflow 3 keeps the file store working only on request; a server or database is
         # what a team shares, set through MLFLOW_TRACKING_URI.
@@ -73,6 +78,12 @@ def log_run(
         )
         mlflow.log_metrics({metric_name(k): v for k, v in metrics.items()})
         for model in MODELS:
-            mlflow.log_artifacts(model_path(ctx.settings, model, ctx.run_id), artifact_path=model)
+            saved = model_path(ctx.settings, model, ctx.run_id)
+            mlflow.set_tag(f"{model}_model_uri", saved)
+            local = locations.local_path(saved)
+            # MLflow copies artifacts from the local disk: models in an object store stay
+            # there, and the run records where (the tag above).
+            if local is not None and os.path.isdir(local):
+                mlflow.log_artifacts(local, artifact_path=model)
         log.info("logged training run to MLflow run %s", run.info.run_id)
         return str(run.info.run_id)

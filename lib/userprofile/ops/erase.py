@@ -18,7 +18,6 @@ import hmac
 import re
 import uuid
 
-from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from userprofile.errors import UserProfileError
@@ -83,40 +82,55 @@ def _linked_anonymous_keys(ctx: RunContext, user_keys: list[str]) -> list[str]:
 def _delete_everywhere(
     ctx: RunContext, key: bytes, ids: list[str], user_keys: list[str], anonymous_keys: list[str]
 ) -> dict[str, int]:
-    by_key = F.col("user_key").isin(user_keys)
+    by_key = "array_contains(:user_keys, user_key)"
     # An anonymous id counts as the user's only on rows without a user: a shared device
     # that someone else logged in from keeps that person's rows.
-    anonymous_only = F.col("user_key").isNull() & F.col("anonymous_key").isin(
-        anonymous_keys or [""]
-    )
-    raw_anonymous_only = F.col("user_id").isNull() & hmac_sha256_hex(
-        key, F.col("anonymous_id")
-    ).isin(anonymous_keys or [""])
-    unreadable = F.col("user_key").isNull() & F.col("anonymous_key").isNull()
-    conditions: dict[str, Column] = {
-        "bronze_events": F.col("user_id").isin(ids) | raw_anonymous_only,
-        # Malformed lines have no readable ids: match the raw text as a last resort.
-        "bronze_quarantine": by_key
-        | anonymous_only
-        | (unreadable & _mentions_any(F.col("raw_record"), ids)),
-        "silver_events": by_key | anonymous_only,
+    anonymous_only = "(user_key IS NULL AND array_contains(:anonymous_keys, anonymous_key))"
+    raw_anonymous_only = "(user_id IS NULL AND array_contains(:raw_anonymous_ids, anonymous_id))"
+    # Malformed lines have no readable ids: match the raw text as a last resort.
+    unreadable = "(user_key IS NULL AND anonymous_key IS NULL AND raw_record RLIKE :mentions)"
+    conditions = {
+        "bronze_events": f"array_contains(:ids, user_id) OR {raw_anonymous_only}",
+        "bronze_quarantine": f"{by_key} OR {anonymous_only} OR {unreadable}",
+        "silver_events": f"{by_key} OR {anonymous_only}",
         "silver_users": by_key,
         "silver_identities": by_key,
         "user_features": by_key,
         "user_profile": by_key,
     }
+    # Values are bound as parameters, never spliced into the SQL text. An empty list has
+    # no element type in SQL: [""] matches no id (empty ids are quarantined).
+    values = {
+        "ids": ids,
+        "user_keys": user_keys,
+        "anonymous_keys": anonymous_keys or [""],
+        "raw_anonymous_ids": _raw_anonymous_ids(ctx, key, anonymous_keys) or [""],
+        "mentions": _mentions_any(ids),
+    }
     deleted: dict[str, int] = {}
     for table_key, condition in conditions.items():
         ref = ctx.table(table_key)
         if tables.exists(ctx.spark, ref):
-            deleted[table_key] = tables.delete_where(ctx.spark, ref, condition)
+            used = {k: v for k, v in values.items() if f":{k}" in condition}
+            deleted[table_key] = tables.delete_where(ctx.spark, ref, condition, used)
     return deleted
 
 
-def _mentions_any(text: Column, ids: list[str]) -> Column:
-    """The raw record contains one of the ids as a whole token (not as part of a longer id)."""
+def _raw_anonymous_ids(ctx: RunContext, key: bytes, anonymous_keys: list[str]) -> list[str]:
+    """The raw anonymous ids behind the linked anonymous keys, from bronze rows without a user."""
+    ref = ctx.table("bronze_events")
+    if not anonymous_keys or not tables.exists(ctx.spark, ref):
+        return []
+    candidates = tables.read(ctx.spark, ref).where(F.col("user_id").isNull())
+    hashed = candidates.select("anonymous_id").distinct()
+    linked = hashed.where(hmac_sha256_hex(key, F.col("anonymous_id")).isin(anonymous_keys))
+    return sorted(str(r["anonymous_id"]) for r in linked.collect())  # a few per erased user
+
+
+def _mentions_any(ids: list[str]) -> str:
+    """A regex: the raw record holds one of the ids as a whole token (not inside a longer id)."""
     alternatives = "|".join(re.escape(i) for i in ids)
-    return text.rlike(f"(^|[^A-Za-z0-9_-])({alternatives})($|[^A-Za-z0-9_-])")
+    return f"(^|[^A-Za-z0-9_-])({alternatives})($|[^A-Za-z0-9_-])"
 
 
 def _suppress(

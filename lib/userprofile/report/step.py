@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from userprofile.errors import ConfigError, MissingInputError
 from userprofile.features.catalog import CENTRE_COLUMNS
+from userprofile.io import locations
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 from userprofile.io.queries import newest_date, snapshot
 from userprofile.models.registry import load_model
@@ -98,14 +99,16 @@ def small(frame: DataFrame) -> pd.DataFrame:
 
 
 def _output_folder(ctx: RunContext, out: str | None) -> str:
-    folder = out or ctx.settings.storage.reports
-    if "://" in folder:
+    chosen = out or ctx.settings.storage.reports
+    folder = locations.local_path(chosen)
+    if folder is None:
         raise ConfigError(
-            f"report folder {folder!r} must be a local or mounted path "
-            "(e.g. /Volumes/..., /dbfs/...), not a URI: set storage.reports or --out"
+            f"report folder {chosen!r} must be a local or mounted path "
+            "(e.g. /Volumes/..., /dbfs/..., file:///...), not an object-store URI: "
+            "set storage.reports or --out"
         )
     os.makedirs(folder, exist_ok=True)
-    return os.path.abspath(folder)
+    return folder
 
 
 def _overview(current: DataFrame, as_of: dt.date) -> dict[str, str]:
