@@ -24,7 +24,8 @@ from tests.helpers import REPO, TEST_KEY, conf_document, storage_under, write_co
 from tests.ingest.raw_events import CASES, event, write_landing
 from userprofile.config import load_settings
 from userprofile.errors import DataQualityError
-from userprofile.ingest.step import IngestCounts, check_reject_share, run_ingest
+from userprofile.ingest.counts import IngestCounts, check_reject_share
+from userprofile.ingest.step import run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext
 

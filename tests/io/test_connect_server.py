@@ -8,7 +8,9 @@ the same pytest process (conftest's ``spark``) and a Connect client cannot both 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -224,3 +226,24 @@ def test_exit_ends_the_whole_process_group(tmp_path: Path) -> None:
             os.kill(pid, 0)
     assert port_closed(url)
     assert started < 180
+
+
+def test_step_progress_lines_over_connect(
+    spark_remote: SparkSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SparkProgress reads Connect's progress handler: `tasks done/total` while a job runs."""
+    from userprofile.io.progress import SparkProgress
+
+    logger = logging.getLogger("userprofile")
+    logger.addHandler(caplog.handler)
+    level, logger.level = logger.level, logging.INFO
+    slow = F.udf(lambda x: time.sleep(0.5) or x, "long")  # by value: no module to import
+    try:
+        with SparkProgress(spark_remote, "features", every=0.3):
+            spark_remote.range(0, 8, numPartitions=8).select(slow("id")).collect()
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
+    assert any(re.search(r"features: running \d+ s, tasks \d+/8", m) for m in caplog.messages), (
+        caplog.messages
+    )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from userprofile.io.session import is_connect
+
 PIPELINE_STEPS = ("ingest", "features", "train", "profile")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 
@@ -79,8 +81,12 @@ class PeakMemory:
     """
 
     def __init__(self, spark: SparkSession) -> None:
-        jvm = spark.sparkContext._jvm
-        self.jvm_pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm else None
+        self.jvm_pid: int | None = None
+        if not is_connect(spark):
+            # Classic sessions only, a bench diagnostic: the in-process JVM's pid. Over
+            # Spark Connect the JVM is the server's and its memory is not measured.
+            jvm = spark.sparkContext._jvm
+            self.jvm_pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm else None
 
     def reset(self) -> None:
         for pid in (self.jvm_pid, os.getpid()):

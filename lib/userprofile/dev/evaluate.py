@@ -12,7 +12,6 @@ pipeline itself never reads) and reports
 from __future__ import annotations
 
 import datetime as dt
-import os
 from math import comb
 
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
@@ -22,6 +21,7 @@ from pyspark.sql import functions as F
 from userprofile.dev.generator import true_purchase_probability
 from userprofile.errors import MissingInputError
 from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
+from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 from userprofile.io.queries import stitched_events, stored_features
 from userprofile.models.propensity import LABEL, SCORE, baseline_score
@@ -47,8 +47,8 @@ def adjusted_rand_index(contingency: list[tuple[object, object, int]]) -> float:
 
 
 def _truth(ctx: RunContext) -> DataFrame:
-    path = os.path.join(ctx.settings.storage.ground_truth, "users")
-    if not os.path.isdir(path) and "://" not in path:
+    path = locations.join(ctx.settings.storage.ground_truth, "users")
+    if not tables.path_exists(ctx.spark, path):
         raise MissingInputError(
             f"no ground truth at {path}: `evaluate` is for data made by `userprofile generate`"
         )

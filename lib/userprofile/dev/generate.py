@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from userprofile.dev.generator import crm_users, generate_events, generate_users, ground_truth
+from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
 
-def landing_has_events(landing: str) -> bool:
-    events = Path(landing) / "events"
-    return events.is_dir() and any(events.iterdir())
+def landing_has_events(ctx: RunContext) -> bool:
+    """Whether the landing folder (any file system) already has generated event files."""
+    events = locations.join(ctx.settings.storage.landing, "events")
+    return tables.path_exists(ctx.spark, events) and not ctx.spark.read.text(events).isEmpty()
 
 
 def run_generate(ctx: RunContext, skip_existing: bool = False) -> StepReport:
     clock = Stopwatch()
     storage, cfg = ctx.settings.storage, ctx.settings.generator
     report = StepReport("generate")
-    if skip_existing and landing_has_events(storage.landing):
+    if skip_existing and landing_has_events(ctx):
         report.rows["skipped"] = f"events already in {storage.landing}/events"
         return report
     users = generate_users(ctx.spark, cfg).cache()
@@ -27,14 +26,16 @@ def run_generate(ctx: RunContext, skip_existing: bool = False) -> StepReport:
         events.repartition("landing_date")
         .write.mode("overwrite")
         .partitionBy("landing_date")
-        .text(os.path.join(storage.landing, "events"))
+        .text(locations.join(storage.landing, "events"))
     )
     crm_users(users).coalesce(1).write.mode("overwrite").option("header", "true").csv(
-        os.path.join(storage.landing, "users")
+        locations.join(storage.landing, "users")
     )
-    ground_truth(users).write.mode("overwrite").parquet(os.path.join(storage.ground_truth, "users"))
+    truth = locations.join(storage.ground_truth, "users")
+    ground_truth(users).write.mode("overwrite").parquet(truth)
     users.unpersist()
-    report.rows["raw_lines"] = ctx.spark.read.text(os.path.join(storage.landing, "events")).count()
+    written = locations.join(storage.landing, "events")
+    report.rows["raw_lines"] = ctx.spark.read.text(written).count()
     report.rows["users"] = cfg.users
     report.rows["days"] = cfg.days
     report.rows["landing"] = storage.landing

@@ -88,9 +88,7 @@ def user_features(
     def build(events: DataFrame, users: DataFrame) -> DataFrame:
         require_columns(events, EVENT_COLUMNS, "user_features(events)")
         require_columns(users, USER_COLUMNS, "user_features(users)")
-        before = events.where(
-            (F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull()
-        )
+        before = events.where((F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull())
         missing = [c for c in OPTIONAL_EVENT_COLUMNS if c not in before.columns]
         if missing:  # Spark Connect refuses an empty withColumns
             before = before.withColumns({c: F.lit(None).cast("string") for c in missing})

@@ -63,13 +63,12 @@ from pyspark.sql import functions as F
 
 from userprofile.config import EventSource, Settings
 from userprofile.errors import ConfigError, MissingInputError, UserProfileError
+from userprofile.ingest.counts import IngestCounts, check_reject_share
 from userprofile.ingest.privacy import pseudonym_key
 from userprofile.ingest.records import classify
 from userprofile.ingest.step import (
     SILVER_KEY,
-    IngestCounts,
     append_log,
-    check_reject_share,
     landing_path,
     with_lineage,
     write_classified,

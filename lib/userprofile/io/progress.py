@@ -75,7 +75,8 @@ class SparkProgress:
         if self.handler is not None:
             return lambda: self.connect_stages
         try:
-            # Classic sessions only (Connect is handled above): the JVM's status tracker.
+            # Classic sessions only, a progress diagnostic (Connect is handled above and
+            # never reaches this line): the in-process JVM's status tracker.
             tracker = self.spark.sparkContext.statusTracker()
         except Exception:  # a session without a reachable SparkContext: no progress lines
             return None
