@@ -148,6 +148,20 @@ def test_cli_refuses_an_unknown_source_before_spark_starts(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:15002", "127.0.0.1:15002"])
+def test_a_remote_that_is_not_a_spark_connect_url_is_refused_before_spark_starts(
+    tmp_path: Path, url: str
+) -> None:
+    conf = write_conf(tmp_path / "conf.yaml", {"extends": str(REPO / "conf/base.yaml")})
+    done, seconds = _cli("ingest", "--conf", str(conf), "--remote", url)
+    assert done.returncode == 2
+    assert seconds < 5
+    assert (
+        f"userprofile: error: --remote / SPARK_REMOTE {url!r}: a Spark Connect URL is "
+        "sc://host:port" in done.stderr
+    )
+
+
 def test_tag_with_a_typo_fails_fast_naming_tag_and_file(tmp_path: Path) -> None:
     tag = {"name": "big_spender", "description": "d", "rule": "revenue_90dd > 500"}
     conf = write_conf(

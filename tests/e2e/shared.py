@@ -61,10 +61,15 @@ def run_pipeline(root: Path) -> PipelineRun:
 RUN_COLUMNS = ("run_id", "computed_at", "segmentation_model_version", "propensity_model_version")
 
 
-def profile_snapshot(spark: SparkSession, location: str, day: dt.date = AS_OF) -> DataFrame:
-    """One snapshot of a profile table (a path, URI or catalog name), without RUN_COLUMNS."""
+def profile_snapshot(
+    spark: SparkSession, location: str, day: dt.date = AS_OF, version: int | None = None
+) -> DataFrame:
+    """One snapshot of a profile table (a path, URI or catalog name), without RUN_COLUMNS;
+    ``version``: as Delta's time travel shows it then (before a test changed it)."""
     reader = spark.read.format("delta")
-    frame = reader.load(location) if "/" in location else spark.read.table(location)
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    frame = reader.load(location) if "/" in location else reader.table(location)
     return frame.where(F.col("snapshot_date") == F.lit(day)).drop(*RUN_COLUMNS)
 
 

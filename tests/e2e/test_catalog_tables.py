@@ -10,6 +10,7 @@ path table under the warehouse.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,17 @@ DELETION_VECTORS = "spark.databricks.delta.properties.defaults.enableDeletionVec
 WRITTEN = sorted(set(TablesConfig.model_fields) - {"erasure_requests", "erasure_suppression"})
 
 
+@dataclass(frozen=True)
+class CatalogRun:
+    conf: Path
+    # The profile's Delta version after the pipeline: erase (another test) adds versions.
+    profile_version: int
+
+
 @pytest.fixture(scope="module")
-def catalog_conf(
+def catalog_run(
     spark: SparkSession, pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
+) -> Iterator[CatalogRun]:
     root = tmp_path_factory.mktemp("catalog-run")
     document = yaml.safe_load(pipeline_run.conf.read_text(encoding="utf-8"))
     for name in ("warehouse", "models", "checkpoints", "reports"):
@@ -48,14 +56,16 @@ def catalog_conf(
         assert main(["pipeline", "--conf", str(conf), "--as-of", AS_OF.isoformat()]) == 0
     finally:
         spark.conf.unset(DELETION_VECTORS)
-    yield conf
+    history = spark.sql(f"DESCRIBE HISTORY {SCHEMA}.user_profile LIMIT 1").first()
+    assert history is not None
+    yield CatalogRun(conf, int(history["version"]))
     spark.sql(f"DROP SCHEMA {SCHEMA} CASCADE")
 
 
 def test_the_pipeline_on_catalog_tables_equals_the_path_run(
-    spark: SparkSession, pipeline_run: PipelineRun, catalog_conf: Path
+    spark: SparkSession, pipeline_run: PipelineRun, catalog_run: CatalogRun
 ) -> None:
-    by_name = profile_snapshot(spark, f"{SCHEMA}.user_profile")
+    by_name = profile_snapshot(spark, f"{SCHEMA}.user_profile", version=catalog_run.profile_version)
     by_path = profile_snapshot(spark, pipeline_run.profile_path)
     assert by_name.count() == by_path.count() > 0
     # Ordered here: chispa's ignore_row_order sorts on every column, and maps cannot be sorted.
@@ -63,16 +73,16 @@ def test_the_pipeline_on_catalog_tables_equals_the_path_run(
 
 
 def test_every_table_is_in_the_catalog_and_none_under_the_warehouse(
-    spark: SparkSession, catalog_conf: Path
+    spark: SparkSession, catalog_run: CatalogRun
 ) -> None:
     missing = [t for t in WRITTEN if not spark.catalog.tableExists(f"{SCHEMA}.{t}")]
     assert missing == []
-    warehouse = catalog_conf.parent / "warehouse"
+    warehouse = catalog_run.conf.parent / "warehouse"
     assert sorted(str(p) for p in warehouse.rglob("_delta_log")) == []
 
 
 def test_erase_deletes_from_catalog_tables_with_deletion_vectors(
-    spark: SparkSession, pipeline_run: PipelineRun, catalog_conf: Path
+    spark: SparkSession, pipeline_run: PipelineRun, catalog_run: CatalogRun
 ) -> None:
     properties = spark.sql(f"SHOW TBLPROPERTIES {SCHEMA}.user_profile").collect()
     assert {"delta.enableDeletionVectors": "true"}.items() <= {
@@ -86,5 +96,5 @@ def test_erase_deletes_from_catalog_tables_with_deletion_vectors(
         return spark.read.table(f"{SCHEMA}.{table}").where(F.col("user_key") == user_key).count()
 
     assert rows("user_profile") > 0
-    assert main(["erase", "--conf", str(catalog_conf), "--user-id", user_id]) == 0
+    assert main(["erase", "--conf", str(catalog_run.conf), "--user-id", user_id]) == 0
     assert [rows(t) for t in ("user_profile", "silver_events", "user_features")] == [0, 0, 0]

@@ -44,6 +44,8 @@ class RemoteRun:
     url: str
     conf: Path
     root: Path
+    # The profile's Delta version after the pipeline: erase (another test) adds versions.
+    profile_version: int = -1
 
     def run(self, step: str, *more: str) -> subprocess.CompletedProcess[str]:
         """``userprofile STEP --conf ... --remote URL ...`` in a fresh process."""
@@ -79,13 +81,16 @@ def remote_run(
         run = RemoteRun(url, conf, root)
         finished = run.run("pipeline", "--as-of", AS_OF.isoformat())
         assert finished.returncode == 0, finished.stderr[-3000:]
-        yield run
+        version = DeltaTable(run.uri("warehouse/gold/user_profile")).version()
+        yield RemoteRun(url, conf, root, version)
 
 
 def test_the_pipeline_over_connect_equals_the_classic_run(
     spark: SparkSession, pipeline_run: PipelineRun, remote_run: RemoteRun
 ) -> None:
-    over_connect = profile_snapshot(spark, remote_run.uri("warehouse/gold/user_profile"))
+    over_connect = profile_snapshot(
+        spark, remote_run.uri("warehouse/gold/user_profile"), version=remote_run.profile_version
+    )
     classic = profile_snapshot(spark, pipeline_run.profile_path)
     assert over_connect.count() == classic.count() > 0
     # Ordered here: chispa's ignore_row_order sorts on every column, and maps cannot be sorted.

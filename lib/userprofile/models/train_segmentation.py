@@ -41,7 +41,10 @@ def fit_segmentation(
     prep = seg.preparation(with_values(snapshot, seg.SEGMENT_INPUTS)).fit(snapshot)
     users = snapshot.count()
     columns = (f"{seg.PREFIX}_scaled", *CENTRE_COLUMNS)
-    prepared = right_sized(prep.transform(snapshot).select(*columns), users).cache()
+    # Sorted: the sample and KMeans' starts then depend on the users, not on how the
+    # feature files happen to be laid out (a MERGE or a compaction must not move segments).
+    ordered = prep.transform(snapshot).orderBy("user_key").select(*columns)
+    prepared = right_sized(ordered, users).cache()
     share = min(1.0, cfg.sample_size / users)
     sample = right_sized(prepared.sample(fraction=share, seed=cfg.seed), int(users * share)).cache()
     scores = seg.silhouettes(sample, cfg)
