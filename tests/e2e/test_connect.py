@@ -47,11 +47,18 @@ class RemoteRun:
     # The profile's Delta version after the pipeline: erase (another test) adds versions.
     profile_version: int = -1
 
-    def run(self, step: str, *more: str) -> subprocess.CompletedProcess[str]:
-        """``userprofile STEP --conf ... --remote URL ...`` in a fresh process."""
+    def run(self, step: str, *more: str, via_env: bool = False) -> subprocess.CompletedProcess[str]:
+        """``userprofile STEP --conf ... --remote URL ...`` in a fresh process; ``via_env``:
+        the URL in the standard ``SPARK_REMOTE`` instead of ``--remote``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
         env["USERPROFILE_PSEUDONYM_KEY"] = TEST_KEY
-        command = [str(USERPROFILE), step, "--conf", str(self.conf), "--remote", self.url]
+        # No Spark to launch here: a command that started a local session would fail.
+        env["SPARK_HOME"] = str(self.root / "no-spark-here")
+        command = [str(USERPROFILE), step, "--conf", str(self.conf)]
+        if via_env:
+            env["SPARK_REMOTE"] = self.url
+        else:
+            command += ["--remote", self.url]
         return subprocess.run(
             [*command, *more],
             env=env,
@@ -114,7 +121,7 @@ def test_report_lookup_evaluate_and_export_over_connect(remote_run: RemoteRun) -
     report = remote_run.run("report", "--as-of", as_of)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (remote_run.root / "reports" / f"user_profile_report_{as_of}.html").is_file()
-    evaluated = remote_run.run("evaluate", "--as-of", as_of)
+    evaluated = remote_run.run("evaluate", "--as-of", as_of, via_env=True)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "segments vs personas (ARI)" in evaluated.stdout
     out = remote_run.root / "audience"
