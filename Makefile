@@ -6,8 +6,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONF   ?= conf/local.yaml
 AS_OF  ?= 2026-05-01
-# Demo only: a fixed key so the quickstart runs as is. Real runs set their own secret.
-export USERPROFILE_PSEUDONYM_KEY ?= demo-key-not-secret-0123456789abcdef
 
 .PHONY: demo test lint setup clean check-prereqs
 
@@ -24,6 +22,9 @@ check-prereqs:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "userprofile needs Python 3.10+; found " + sys.version.split()[0] + " (set PYTHON=...)")'
 	@command -v java >/dev/null 2>&1 || { echo "userprofile needs a JDK 17 on PATH (java not found); e.g. apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
 
+# Demo only: a published key, so the quickstart runs as is. userprofile accepts it only on
+# the sample `userprofile generate` writes (ingest/privacy.py); real data needs your own key.
+demo: export USERPROFILE_PSEUDONYM_KEY ?= demo-key-not-secret-0123456789abcdef
 demo: setup
 	$(BIN)/userprofile generate --conf $(CONF) --skip-existing
 	$(BIN)/userprofile pipeline --conf $(CONF) --as-of $(AS_OF)

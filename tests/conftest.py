@@ -69,6 +69,7 @@ SLOW_UNITS = (
     "tests/examples/test_examples.py",
     "tests/test_pipeline.py",
     "tests/ingest/test_reprocess.py",
+    "tests/security/test_key_leak.py",
 )
 
 

@@ -18,7 +18,15 @@ def write_conf(path: Path, document: dict[str, Any]) -> Path:
 
 def storage_under(root: Path) -> dict[str, str]:
     """Every storage folder of the config under one test directory."""
-    names = ("warehouse", "landing", "models", "checkpoints", "ground_truth", "reports")
+    names = (
+        "warehouse",
+        "landing",
+        "models",
+        "checkpoints",
+        "ground_truth",
+        "reports",
+        "exports",
+    )
     return {name: str(root / name) for name in names}
 
 

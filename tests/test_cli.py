@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import time
@@ -102,6 +103,17 @@ def test_reprocess_refuses(
     assert message in capsys.readouterr().err
 
 
+def test_release_takes_a_delivery_and_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(
+        ["release", "--delivery", "0123456789abcdef", "--reason", "vendor confirmed"]
+    )
+    assert (args.delivery, args.reason) == ("0123456789abcdef", "vendor confirmed")
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["release", "--delivery", "0123456789abcdef"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: --reason" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["-1", "seven"])
 def test_retrain_after_days_must_be_a_whole_number_of_days(value: str) -> None:
     with pytest.raises(SystemExit) as stopped:
@@ -160,6 +172,20 @@ def test_a_remote_that_is_not_a_spark_connect_url_is_refused_before_spark_starts
         f"userprofile: error: --remote / SPARK_REMOTE {url!r}: a Spark Connect URL is "
         "sc://host:port" in done.stderr
     )
+
+
+def test_a_connect_client_that_would_log_requests_whole_is_refused(tmp_path: Path) -> None:
+    conf = write_conf(tmp_path / "conf.yaml", {"extends": str(REPO / "conf/base.yaml")})
+    done = subprocess.run(
+        [sys.executable, "-m", "userprofile.cli", "ingest", "--conf", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "SPARK_CONNECT_LOG_LEVEL": "DEBUG", "SPARK_REMOTE": "sc://127.0.0.1:9"},
+    )
+    assert done.returncode == 2
+    assert "SPARK_CONNECT_LOG_LEVEL=debug logs every Spark Connect request in full" in done.stderr
 
 
 def test_tag_with_a_typo_fails_fast_naming_tag_and_file(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from userprofile import __version__
 from userprofile.commands import COMMANDS
 from userprofile.config import Settings, load_settings
-from userprofile.errors import ConfigError, UserProfileError
+from userprofile.errors import ConfigError, UserProfileError, scrubbed
 
 if TYPE_CHECKING:
     pass
@@ -93,6 +93,15 @@ def _reprocess_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
+def _release_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--delivery", required=True, metavar="ID", help="the held-back delivery the ingest named"
+    )
+    sub.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why it may go in as it is (recorded)"
+    )
+
+
 def _train_options(sub: argparse.ArgumentParser) -> None:
     _as_of(sub)
     _retrain(sub)
@@ -123,7 +132,12 @@ def _report_options(sub: argparse.ArgumentParser) -> None:
 
 def _export_options(sub: argparse.ArgumentParser) -> None:
     _as_of(sub)
-    sub.add_argument("--out", required=True, metavar="PATH", help="output folder")
+    sub.add_argument(
+        "--out",
+        required=True,
+        metavar="NAME",
+        help="folder under storage.exports (a path or URI must lie inside it: erase follows it)",
+    )
     sub.add_argument("--format", choices=("csv", "parquet"), default="csv")
     sub.add_argument("--tag", action="append", default=[], help="users with this tag (repeat: all)")
     sub.add_argument(
@@ -161,14 +175,15 @@ def _erase_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--vacuum",
         action="store_true",
-        help="also delete old data files (ends time travel to before the erasure)",
+        help="accepted for compatibility: erase always purges and vacuums",
     )
     sub.add_argument(
         "--vacuum-hours",
         type=int,
-        default=168,
+        default=None,
         metavar="N",
-        help="with --vacuum: keep files newer than N hours (default 168; 0 = all)",
+        help="hours of table history erase keeps (default: privacy.erase_retention_hours, 0); "
+        "more keeps erased rows readable by time travel that long",
     )
 
 
@@ -196,6 +211,7 @@ OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None] | None] = {
     "generate": _generate_options,
     "ingest": None,
     "reprocess": _reprocess_options,
+    "release": _release_options,
     "features": _as_of,
     "train": _train_options,
     "profile": _as_of,
@@ -266,9 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 1, args.verbose)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except Exception as exc:  # Spark/JVM errors: one line, the traceback on request
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return _fail(f"{type(exc).__name__}: {first_line}", 1, args.verbose)
+    except Exception as exc:  # Spark/JVM errors: one line without values, the traceback on request
+        return _fail(scrubbed(exc, [settings.privacy.pseudonym_key_env]), 1, args.verbose)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -82,6 +82,16 @@ def _reprocess(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
     return [run_reprocess(ctx, args.source, args.files, args.since)]
 
 
+@command(
+    "release",
+    "let a delivery the data-quality gate held back go in as it is on the next ingest",
+)
+def _release(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
+    from userprofile.ingest.gate import run_release
+
+    return [run_release(ctx, args.delivery, args.reason)]
+
+
 @command("features", "silver -> user_features for the snapshot date")
 def _features(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
     from userprofile.features.step import run_features
@@ -156,7 +166,7 @@ def _erase(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
     ids = list(args.user_id)
     if args.ids_file is not None:
         ids += [line.strip() for line in args.ids_file if line.strip()]
-    return [run_erase(ctx, ids, args.vacuum_hours if args.vacuum else None)]
+    return [run_erase(ctx, ids, args.vacuum_hours)]
 
 
 @command(

@@ -26,7 +26,7 @@ from functools import partial
 
 from pyspark.sql import functions as F
 
-from userprofile.errors import NotEnoughHistoryError
+from userprofile.errors import NotEnoughHistoryError, scrubbed
 from userprofile.features.step import run_features, stored_or_built
 from userprofile.ingest.step import run_ingest
 from userprofile.io import tables
@@ -107,7 +107,8 @@ def _recorded(
         for name, run in steps:
             reports.append(logged(ctx.spark, name, run))
     except Exception as exc:
-        _record(ctx, day, reports, FAILED, started, f"{type(exc).__name__}: {exc}")
+        secret_vars = [ctx.settings.privacy.pseudonym_key_env]
+        _record(ctx, day, reports, FAILED, started, scrubbed(exc, secret_vars))
         raise
     skipped = [f"{r.step} skipped: {r.rows[SKIPPED]}" for r in reports if SKIPPED in r.rows]
     status = SUCCEEDED_WITHOUT_MODELS if skipped else SUCCEEDED

@@ -58,7 +58,15 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 SUBMIT_TIMEOUT = 480.0
 LIGHT_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 # Written by `userprofile erase` only; the pipeline writes every other table.
-NOT_WRITTEN_BY_THE_PIPELINE = frozenset({"erasure_requests", "erasure_suppression"})
+NOT_WRITTEN_BY_THE_PIPELINE = frozenset(
+    {
+        "erasure_requests",
+        "erasure_suppression",
+        "export_manifest",
+        "blocked_deliveries",
+        "delivery_releases",
+    }
+)
 # What Spark itself puts in an executor's folder: its logs, the app's jars and py-files.
 EXECUTOR_FILES = ("app-*/*/stdout", "app-*/*/stderr", "app-*/*/*.jar", "app-*/*/*.zip")
 # Created empty in the driver's working directory by Spark's catalog when spark-submit is

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.e2e.shared import AS_OF, PipelineRun
-from tests.helpers import TEST_KEY
+from tests.helpers import TEST_KEY, write_conf
 from userprofile.cli import main
 from userprofile.ingest.privacy import hmac_sha256_hex
 
@@ -27,8 +27,22 @@ def _key(spark: SparkSession, user_id: str) -> str:
     return str(row.k)
 
 
+def exporting_conf(pipeline_run: PipelineRun, root: Path) -> Path:
+    """The shared run's config with exports and their manifest under ``root`` (the shared
+    run is only read)."""
+    document = {
+        "extends": str(pipeline_run.conf),
+        "storage": {"exports": str(root / "exports")},
+        "tables": {"export_manifest": str(root / "export_manifest")},
+    }
+    return write_conf(root / "exports.yaml", document)
+
+
 def test_export_an_audience_with_and_without_raw_ids(
-    spark: SparkSession, pipeline_run: PipelineRun, tmp_path: Path
+    spark: SparkSession,
+    pipeline_run: PipelineRun,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = pipeline_run.settings
     snapshot = (
@@ -40,17 +54,10 @@ def test_export_an_audience_with_and_without_raw_ids(
         F.col("lifecycle_stage").isin("active", "new") & (F.col("propensity_decile") >= 6)
     ).count()
     assert expected > 0
-    out = tmp_path / "audience"
+    out = tmp_path / "exports" / "audience"  # --out audience: a name under storage.exports
     audience = ["--lifecycle", "active", "--lifecycle", "new", "--min-decile", "6"]
-    args = [
-        "export",
-        "--conf",
-        str(pipeline_run.conf),
-        "--as-of",
-        AS_OF.isoformat(),
-        "--out",
-        str(out),
-    ]
+    conf = str(exporting_conf(pipeline_run, tmp_path))
+    args = ["export", "--conf", conf, "--as-of", AS_OF.isoformat(), "--out", "audience"]
     assert main([*args, *audience]) == 0
     exported = spark.read.option("header", "true").csv(str(out))
     assert exported.count() == expected
@@ -61,6 +68,16 @@ def test_export_an_audience_with_and_without_raw_ids(
     identified = spark.read.parquet(str(out))
     assert identified.count() == expected
     assert all(r.user_key == _key(spark, r.user_id) for r in identified.limit(3).collect())
+    # Both are listed for erase, which rewrites them without an erased user.
+    manifest = spark.read.format("delta").load(str(tmp_path / "export_manifest"))
+    listed = sorted((r.format, r.raw_ids, r.users, r.location) for r in manifest.collect())
+    assert listed == [("csv", False, expected, str(out)), ("parquet", True, expected, str(out))]
+    # Anywhere else is refused: erase could not find it.
+    capsys.readouterr()
+    elsewhere = ["--out", str(tmp_path / "elsewhere")]
+    assert main([*args[:-2], *elsewhere, *audience]) == 2
+    assert "not inside storage.exports" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_lookup_explains_a_profile(

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from tests.helpers import write_conf
 from userprofile.config import load_settings
 from userprofile.errors import ConfigError
-from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
+from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym, pseudonym_key
 
 
 @pytest.mark.parametrize("key", [b"k" * 16, b"a-much-longer-key-" * 8, "ключ-ünïcode".encode()])
@@ -50,3 +50,29 @@ def test_pseudonym_key_comes_from_environment(
         pseudonym_key(settings)
     monkeypatch.setenv("UP_TEST_KEY", "x" * 32)
     assert pseudonym_key(settings) == b"x" * 32
+
+
+def test_hmac_of_other_values_is_that_of_their_utf8_text(spark: SparkSession) -> None:
+    key = b"k" * 16
+    rows = spark.range(1).select(
+        # Bytes that are no UTF-8: Spark reads them as U+FFFD (raw log lines can hold them).
+        F.unhex(F.lit("41C328FF42")).cast("string").alias("malformed"),
+        F.lit(12345).alias("number"),
+    )
+    got = rows.select(
+        hmac_sha256_hex(key, F.col("malformed")).alias("malformed"),
+        hmac_sha256_hex(key, F.col("number")).alias("number"),
+    ).first()
+    assert got is not None
+    assert got.malformed == hmac.new(key, "A\ufffd(\ufffdB".encode(), hashlib.sha256).hexdigest()
+    assert got.number == hmac.new(key, b"12345", hashlib.sha256).hexdigest()
+
+
+def test_the_driver_pseudonym_is_the_column_pseudonym(spark: SparkSession) -> None:
+    key = b"another-key-0123456789"
+    values = ["U000000042", "ü-ñ-漢字", ""]
+    rows = spark.createDataFrame([(v,) for v in values], "v string")
+    got = {
+        r.v: r.h for r in rows.select("v", hmac_sha256_hex(key, F.col("v")).alias("h")).collect()
+    }
+    assert got == {v: pseudonym(key, v) for v in values}

@@ -18,6 +18,7 @@ from tests.conftest import SettingsFactory
 from tests.ingest.raw_events import CASES, event, write_landing
 from userprofile.config import Settings
 from userprofile.errors import ConfigError, MissingInputError, UserProfileError
+from userprofile.ingest.privacy import pseudonym as pseudonymous_key
 from userprofile.ingest.privacy import pseudonym_key
 from userprofile.ingest.reprocess import (
     LandingFile,
@@ -30,7 +31,7 @@ from userprofile.ingest.reprocess import (
 from userprofile.ingest.step import INGEST_LOG_SCHEMA, run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext
-from userprofile.ops.erase import SUPPRESSION_SCHEMA, pseudonymous_key
+from userprofile.ops.erase import SUPPRESSION_SCHEMA
 
 ORDER_COLUMNS = ["order_ref", "ts", "customer", "sku", "amount"]
 ORDER_LINES = [

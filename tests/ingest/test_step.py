@@ -25,7 +25,7 @@ from tests.ingest.raw_events import CASES, event, write_landing
 from userprofile.config import load_settings
 from userprofile.errors import DataQualityError
 from userprofile.ingest.counts import IngestCounts, check_reject_share
-from userprofile.ingest.step import run_ingest
+from userprofile.ingest.step import BatchWriter, run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext
 
@@ -127,18 +127,6 @@ def test_late_events_land_in_their_own_date_and_are_reported(
         "changed_dates array<date>",
     )
     assert_df_equality(log, expected_log, ignore_nullable=True)
-
-
-def test_too_many_rejects_fail_the_run(spark: SparkSession, make_settings: SettingsFactory) -> None:
-    settings = make_settings(ingest={"max_reject_share": 0.1})
-    write_landing(
-        Path(settings.storage.landing), "bad.json", [event(event_id="ok"), *CASES.values()]
-    )
-    with pytest.raises(DataQualityError, match=r"91\.7% of 12 event records were quarantined"):
-        run_ingest(RunContext(spark, settings))
-    ctx = RunContext(spark, settings)  # the evidence is kept
-    assert len(table_rows(spark, ctx, "bronze_quarantine")) == 11
-    assert len(table_rows(spark, ctx, "bronze_events")) == 1
 
 
 def test_quarantine_keeps_the_raw_line_and_file(
@@ -321,30 +309,20 @@ def over_limit_counts() -> IngestCounts:
         rejected=Counter(
             {"BAD_TIMESTAMP": 5, "NEGATIVE_PRICE": 3, "MISSING_USER": 2, "BAD_QUANTITY": 1}
         ),
-        samples={
-            "BAD_TIMESTAMP": '{"event_ts": "01/02/2026"}',
-            "NEGATIVE_PRICE": "x" * 300,
-            "MISSING_USER": "{}",
-            "BAD_QUANTITY": "{q}",
-        },
     )
 
 
-def test_the_over_limit_error_names_the_top_reasons_with_a_sample_line_each() -> None:
+def test_the_reprocess_error_names_the_top_reasons_on_one_line() -> None:
     with pytest.raises(DataQualityError) as raised:
         check_reject_share(over_limit_counts(), max_share=0.5)
-    lines = str(raised.value).splitlines()
-    assert lines[0].startswith("64.7% of 17 event records were quarantined")
-    assert lines[1].startswith("  BAD_TIMESTAMP: 5 (event_ts is missing or does not match")
-    assert lines[1].endswith("""e.g. '{"event_ts": "01/02/2026"}'""")
-    assert lines[2].startswith("  NEGATIVE_PRICE: 3")
-    assert lines[2].endswith("x" * 200 + "...'")
-    assert (
-        lines[3]
-        == "  MISSING_USER: 2 (no user_id (and no anonymous_id where the source allows anonymous rows)), e.g. '{}'"
+    message = str(raised.value)
+    assert message.startswith(
+        "64.7% of 17 event records were quarantined (limit ingest.max_reject_share = 50.0%); "
+        "top reasons: BAD_TIMESTAMP 5, NEGATIVE_PRICE 3, MISSING_USER 2. "
     )
-    assert "BAD_QUANTITY" not in str(raised.value)  # top three only
-    assert "userprofile reprocess --source NAME" in lines[4]
+    assert "BAD_QUANTITY" not in message  # top three only
+    assert "userprofile reprocess --source NAME" in message
+    assert "\n" not in message
 
 
 def test_a_reject_share_at_the_limit_passes() -> None:
@@ -363,6 +341,11 @@ def test_tables_from_before_order_ids_gain_the_column(
     run_ingest(ctx)
     for name in ("bronze", "silver"):  # as an older release wrote them
         path = str(Path(settings.storage.warehouse) / name / "events")
+        # Older releases set no statistics columns (bronze's list names order_id).
+        spark.sql(
+            f"ALTER TABLE delta.`{path}` UNSET TBLPROPERTIES IF EXISTS "
+            "('delta.dataSkippingStatsColumns')"
+        )
         old = spark.read.format("delta").load(path).drop("order_id")
         writer = old.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         writer.partitionBy("event_date").save(path)
@@ -373,3 +356,10 @@ def test_tables_from_before_order_ids_gain_the_column(
         [("old", None), ("new", "O-1")], "event_id string, order_id string"
     )
     assert_df_equality(silver, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_batch_writer_never_shows_the_key(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    source = settings.ingest.sources["events"]
+    writer = BatchWriter(settings, "run", TEST_KEY.encode(), "events", source, "app", "attempt")
+    assert TEST_KEY not in repr(writer)

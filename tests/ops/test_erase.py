@@ -16,10 +16,11 @@ from tests.conftest import SettingsFactory
 from tests.helpers import TEST_KEY
 from tests.ingest.raw_events import CASES, event, write_landing
 from userprofile.cli import build_parser
+from userprofile.ingest.privacy import pseudonym as pseudonymous_key
 from userprofile.ingest.step import run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext
-from userprofile.ops.erase import pseudonymous_key, run_erase
+from userprofile.ops.erase import run_erase
 
 KEY = TEST_KEY.encode()
 LAYERS = (
@@ -114,7 +115,7 @@ def test_erase_everywhere_and_keep_out(spark: SparkSession, make_settings: Setti
     assert tables.read(spark, ctx.table("user_profile")).count() == 2
 
     # Vacuumed: no data file left under bronze holds U1, not even for time travel.
-    leftovers = spark.read.parquet(ctx.table("bronze_events").path).where("user_id = 'U1'")
+    leftovers = spark.read.parquet(str(ctx.table("bronze_events").path)).where("user_id = 'U1'")
     assert leftovers.count() == 0
 
     # Audited with pseudonymous keys only.

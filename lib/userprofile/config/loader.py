@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from userprofile.config.rules import unknown_columns_or_syntax
+from userprofile.config.expressions import rule_problem
 from userprofile.config.schema import Settings
 from userprofile.errors import ConfigError
 from userprofile.features.catalog import CENTRE_COLUMNS, tag_rule_columns
@@ -40,21 +40,21 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
 
 
 def _condition_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
-    """Tag rules and segment-name rules that do not parse or name unknown columns."""
+    """Rules that do not parse, leave the rule language or name unknown columns."""
     problems: list[tuple[tuple[str, ...], str]] = []
     tag_columns = tag_rule_columns(settings.features.windows_days)
     for i, tag in enumerate(settings.tags):
-        why = unknown_columns_or_syntax(tag.rule, tag_columns)
+        why = rule_problem(tag.rule, tag_columns)
         if why:
             problems.append((("tags",), f"tags[{i}].rule (tag '{tag.name}'): {why}"))
     centre_columns = ["users", *CENTRE_COLUMNS]
     for i, rule in enumerate(settings.segmentation.names):
-        why = unknown_columns_or_syntax(rule.when, centre_columns)
+        why = rule_problem(rule.when, centre_columns)
         if why:
             where = f"segmentation.names[{i}].when (segment name '{rule.name}')"
             problems.append((("segmentation", "names"), f"{where}: {why}"))
     for i, rule in enumerate(settings.rfm.segments):
-        why = unknown_columns_or_syntax(rule.when, ["r_score", "f_score", "m_score"])
+        why = rule_problem(rule.when, ["r_score", "f_score", "m_score"])
         if why:
             where = f"rfm.segments[{i}].when (RFM segment '{rule.name}')"
             problems.append((("rfm", "segments"), f"{where}: {why}"))
@@ -62,14 +62,15 @@ def _condition_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]
 
 
 def _mapping_problems(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
-    """Field expressions of csv/text/regex sources over columns their layout does not have."""
+    """Field expressions of csv/text/regex sources outside the rule language or over
+    columns their layout does not have."""
     problems: list[tuple[tuple[str, ...], str]] = []
     for name, source in settings.ingest.sources.items():
         columns = source.columns
         if columns is None:
             continue  # JSON: fields are key names, not expressions
         for field, expression in source.fields.items():
-            why = unknown_columns_or_syntax(expression, columns)
+            why = rule_problem(expression, columns)
             if why:
                 where = ("ingest", "sources", name, "fields", field)
                 problems.append((where, f"ingest.sources.{name}.fields.{field}: {why}"))

@@ -46,6 +46,9 @@ class StorageConfig(StrictModel):
     ground_truth: str = "data/ground_truth"
     # HTML reports written by `userprofile report` (a local or mounted path: /dbfs, /Volumes).
     reports: str = "data/reports"
+    # Audiences written by `userprofile export --out NAME` (NAME under this folder): erase
+    # rewrites the exports listed in tables.export_manifest, so exports stay where it looks.
+    exports: str = "data/exports"
 
 
 class TablesConfig(StrictModel):
@@ -78,6 +81,11 @@ class TablesConfig(StrictModel):
     # Erasure: the audit of requests and the suppression list that keeps erased users out.
     erasure_requests: str = "ops/erasure_requests"
     erasure_suppression: str = "ops/erasure_suppression"
+    # One row per `userprofile export`: where, which format, with raw ids or not.
+    export_manifest: str = "ops/export_manifest"
+    # The data-quality gate: deliveries it held back, and the operators' releases of them.
+    blocked_deliveries: str = "ops/blocked_deliveries"
+    delivery_releases: str = "ops/delivery_releases"
 
 
 class PersonaShares(StrictModel):
@@ -120,8 +128,12 @@ class IngestConfig(StrictModel):
     sources: dict[str, EventSource] = Field(default_factory=_default_sources)
     # CRM users export (CSV: user_id,email,phone,age,gender,region,signup_date) under landing.
     users_path: str = "users"
-    # Fail the run when more than this share of a run's records is quarantined.
+    # Hold back a delivery (a micro-batch) when more than this share of its records is
+    # rejected: nothing of it is written until its files are fixed or it is released.
     max_reject_share: float = Field(default=0.05, ge=0, le=1)
+    # A micro-batch with fewer records is never held by max_reject_share (a few bad lines
+    # in a small delivery are noise); its rejected lines are quarantined as always.
+    reject_share_min_rows: int = Field(default=100, ge=0)
     # Timestamps further than this ahead of the ingestion clock are rejected.
     future_tolerance_hours: int = Field(default=24, ge=0)
     # Prices above this are rejected as absurd.
@@ -142,6 +154,11 @@ class IngestConfig(StrictModel):
 class PrivacyConfig(StrictModel):
     # Name of the environment variable holding the HMAC key; never the key itself.
     pseudonym_key_env: str = "USERPROFILE_PSEUDONYM_KEY"
+    # Hours of table history `userprofile erase` keeps (VACUUM RETAIN). 0: no version from
+    # before the erasure stays readable by time travel. The price: a query reading an older
+    # version at that moment fails, and a write not yet committed loses its files, so run
+    # erase while no ingest or pipeline writes (a larger value keeps the erased rows that long).
+    erase_retention_hours: int = Field(default=0, ge=0)
 
 
 class FeaturesConfig(StrictModel):

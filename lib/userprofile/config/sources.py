@@ -11,7 +11,8 @@ Layouts (``format``):
 
 For ``csv``, ``text`` and ``regex``, ``fields`` maps our field to a Spark SQL
 expression over the layout's columns, which are all strings (use ``try_cast``);
-a field not mapped is null.
+a field not mapped is null. Expressions are limited to the rule language of
+``userprofile.config.expressions`` (checked at load, re-rendered before Spark runs them).
 
 Event identity: a source whose records carry an id maps it to ``event_id`` (JSON
 sources read the ``event_id`` key by default). A source without one gets

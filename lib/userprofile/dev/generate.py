@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from userprofile.dev.generator import crm_users, generate_events, generate_users, ground_truth
+from userprofile.ingest.privacy import remove_sample_marker, write_sample_marker
 from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
@@ -20,6 +21,7 @@ def run_generate(ctx: RunContext, skip_existing: bool = False) -> StepReport:
     if skip_existing and landing_has_events(ctx):
         report.rows["skipped"] = f"events already in {storage.landing}/events"
         return report
+    remove_sample_marker(storage.landing)
     users = generate_users(ctx.spark, cfg).cache()
     events = generate_events(users, cfg)
     (
@@ -34,6 +36,8 @@ def run_generate(ctx: RunContext, skip_existing: bool = False) -> StepReport:
     truth = locations.join(storage.ground_truth, "users")
     ground_truth(users).write.mode("overwrite").parquet(truth)
     users.unpersist()
+    # The demo key is accepted only on exactly these files (ingest/privacy.py).
+    write_sample_marker(storage.landing, ("events", "users"))
     written = locations.join(storage.landing, "events")
     report.rows["raw_lines"] = ctx.spark.read.text(written).count()
     report.rows["users"] = cfg.users

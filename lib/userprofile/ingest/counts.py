@@ -1,4 +1,9 @@
-"""What an ingest or reprocess wrote, counted, and the data-quality gate over the counts."""
+"""What an ingest or reprocess wrote, counted, and the reprocess's data-quality check.
+
+Ingest holds a delivery back before writing it (``userprofile.ingest.gate``);
+reprocess checks the share of rejected records after writing (``check_reject_share``).
+Neither puts a rejected line into an error: they hold personal data.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,42 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
 from userprofile.errors import DataQualityError
-from userprofile.ingest.records import REJECT_REASONS
 from userprofile.io.context import StepReport
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Rows of classified records per reason code (None: accepted), and their files."""
+
+    by_reason: Counter[str | None]
+    files: tuple[str, ...]  # sorted paths of the files with rows
+
+    @property
+    def rows(self) -> int:
+        return sum(self.by_reason.values())
+
+    @property
+    def rejected(self) -> Counter[str]:
+        return Counter({str(code): n for code, n in self.by_reason.items() if code})
+
+    def rejected_share(self) -> float:
+        return sum(self.rejected.values()) / self.rows if self.rows else 0.0
+
+
+def tally(classified: DataFrame) -> Tally:
+    """Count classified rows per reason code, with their files: one small aggregation."""
+    # One row per reason code (a dozen at most), each with the files it came from.
+    rows = (
+        classified.groupBy("reason_code")
+        .agg(F.count(F.lit(1)).alias("count"), F.collect_set("_source_file").alias("files"))
+        .collect()
+    )
+    files = sorted({str(f) for r in rows for f in r["files"]})
+    return Tally(Counter({r["reason_code"]: int(r["count"]) for r in rows}), tuple(files))
 
 
 @dataclass
@@ -16,8 +54,6 @@ class BatchCounts:
     """What one write of classified rows did."""
 
     by_reason: Counter[str | None]  # null: accepted
-    # One rejected line per reason code (the first seen), for the over-limit error.
-    samples: dict[str, str]
     suppressed: int
     dates: list[dt.date]  # event dates written
     files: int  # source files with rows in the write
@@ -28,8 +64,6 @@ class IngestCounts:
     accepted: int = 0
     suppressed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    # One rejected line per reason code (the first seen), for the over-limit error.
-    samples: dict[str, str] = field(default_factory=dict)
     changed_dates: set[dt.date] = field(default_factory=set)
 
     @property
@@ -44,8 +78,6 @@ class IngestCounts:
         self.accepted += by_reason.pop(None, 0)
         self.rejected.update({str(code): n for code, n in by_reason.items()})
         self.suppressed += batch.suppressed
-        for code, line in batch.samples.items():
-            self.samples.setdefault(code, line)
         self.changed_dates.update(batch.dates)
 
     def step_report(
@@ -78,27 +110,25 @@ def describe_dates(dates: set[dt.date]) -> str:
     return f"{first} .. {last} ({len(dates)} dates)"
 
 
-SAMPLE_CHARS = 200
 TOP_REASONS = 3
 
 
+def top_reasons(rejected: Counter[str] | dict[str, int]) -> str:
+    """'BAD_TIMESTAMP 5, NEGATIVE_PRICE 3, MISSING_USER 2': the most frequent codes first."""
+    ranked = sorted(Counter(rejected).items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{code} {n}" for code, n in ranked[:TOP_REASONS])
+
+
 def check_reject_share(counts: IngestCounts, max_share: float) -> None:
-    """Raise when too much was quarantined, naming the top reasons with a sample line each."""
+    """Raise when too much was quarantined, naming the top reasons with their counts."""
     share = counts.rejected_share()
     if share <= max_share:
         return
-    reasons = "\n".join(
-        f"  {code}: {n} ({REJECT_REASONS.get(code, code)}), e.g. "
-        f"{_shortened(counts.samples.get(code, ''))!r}"
-        for code, n in counts.rejected.most_common(TOP_REASONS)
-    )
+    # One line, codes and counts only: a rejected line may hold personal data.
     raise DataQualityError(
-        f"{share:.1%} of {counts.total} event records were quarantined this run "
-        f"(limit ingest.max_reject_share = {max_share:.1%}); top reasons:\n{reasons}\n"
-        "Fix the source's mapping, then redo its files with "
-        "`userprofile reprocess --source NAME`; every rejected line is in the quarantine table"
+        f"{share:.1%} of {counts.total} event records were quarantined "
+        f"(limit ingest.max_reject_share = {max_share:.1%}); top reasons: "
+        f"{top_reasons(counts.rejected)}. Every rejected line is in the quarantine table "
+        "(reason_code, _source_file); fix the source mapping, then redo its files with "
+        "`userprofile reprocess --source NAME`"
     )
-
-
-def _shortened(line: str) -> str:
-    return line if len(line) <= SAMPLE_CHARS else line[:SAMPLE_CHARS] + "..."

@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from userprofile.config import CsvLayout, EventSource, RegexLayout, TextLayout
+from userprofile.config.rules import rule_column
 from userprofile.ingest.fields import EVENT_FIELDS
 
 CORRUPT = "_corrupt_record"
@@ -132,13 +133,14 @@ def read_regex_records(source: EventSource) -> Reader:
 
 
 def _mapped(source: EventSource, columns: DataFrame, malformed: Column) -> DataFrame:
-    """The layout's string columns -> our fields through the source's expressions."""
+    """The layout's string columns -> our fields through the source's expressions
+    (checked and re-rendered: Spark never sees a mapping's raw text)."""
     return columns.select(
         *LINEAGE,
         malformed.alias("_malformed"),
         *[
             (
-                F.expr(source.fields[ours]).cast("string")
+                rule_column(source.fields[ours], source.columns).cast("string")
                 if ours in source.fields
                 else F.lit(None).cast("string")
             ).alias(field_column(ours))

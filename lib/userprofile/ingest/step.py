@@ -10,22 +10,44 @@ their keys, idempotent too. The app id includes an id stored in the
 checkpoint, so a deleted checkpoint starts a new series instead of having its
 batches skipped as "already written". ``write_classified`` is the write path of
 both ingest and ``userprofile reprocess`` (``userprofile.ingest.reprocess``).
+
+Before a batch writes anything, the data-quality gate (``userprofile.ingest.gate``)
+may hold it back: the query then fails, the checkpoint does not commit the batch,
+and ``run_ingest`` raises a ``DataQualityError`` naming the delivery. After its
+writes, a batch removes what it wrote of users erased meanwhile
+(``userprofile.ingest.erasures``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from userprofile.config import EventSource, Settings
-from userprofile.ingest.counts import BatchCounts, IngestCounts, check_reject_share
+from userprofile.errors import DataQualityError
+from userprofile.ingest.counts import BatchCounts, IngestCounts, Tally, tally
+from userprofile.ingest.erasures import (
+    erased_in,
+    erased_user_keys,
+    remove_erased_meanwhile,
+    remove_users_erased_meanwhile,
+    without,
+    without_user_keys,
+)
+from userprofile.ingest.gate import blocked_error, hold_if_over_limit
 from userprofile.ingest.identity import new_identities
-from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
+from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
 from userprofile.io import locations, tables
@@ -43,6 +65,10 @@ INGEST_LOG_SCHEMA = (
 )
 # Silver's key: one row per event of a source.
 SILVER_KEY = ["event_date", "source", "event_id"]
+# Tests only: a batch waits, after reading the suppression list and before writing, until
+# the file this names exists (it creates `<file>.reached` first). Production never sets it.
+PAUSE_ENV = "USERPROFILE_TEST_PAUSE_BATCH"
+PAUSE_MAX_SECONDS = 120
 
 
 def landing_path(ctx: RunContext, path: str) -> str:
@@ -53,27 +79,15 @@ def run_ingest(ctx: RunContext) -> StepReport:
     clock = Stopwatch()
     key = pseudonym_key(ctx.settings)
     counts = IngestCounts()
+    blocked: list[DataQualityError] = []
     for name, source in ctx.settings.ingest.sources.items():
         if source.enabled:
-            _ingest_source(ctx, key, name, source, counts)
+            error = _ingest_source(ctx, key, name, source, counts)
+            blocked += [error] if error is not None else []
     users = _ingest_users(ctx, key)
-    report = counts.step_report("ingest", clock.seconds(), {"crm users read": users})
-    if counts.rejected_share() > ctx.settings.ingest.max_reject_share:
-        counts.samples.update(quarantined_samples(ctx))
-    check_reject_share(counts, ctx.settings.ingest.max_reject_share)
-    return report
-
-
-def quarantined_samples(ctx: RunContext) -> dict[str, str]:
-    """One rejected line per reason code among this run's quarantined rows."""
-    rows = (
-        ctx.read("bronze_quarantine")
-        .where(F.col("run_id") == ctx.run_id)
-        .groupBy("reason_code")
-        .agg(F.first("raw_record", ignorenulls=True).alias("sample"))
-        .collect()  # one row per reason code
-    )
-    return {str(r["reason_code"]): str(r["sample"]) for r in rows if r["sample"] is not None}
+    if blocked:  # the other sources and the CRM users are in; the run still fails
+        raise DataQualityError(" | ".join(str(e) for e in blocked))
+    return counts.step_report("ingest", clock.seconds(), {"crm users read": users})
 
 
 def with_lineage(lines: DataFrame) -> DataFrame:
@@ -96,7 +110,7 @@ class BatchWriter:
 
     settings: Settings
     run_id: str
-    key: bytes
+    key: bytes = field(repr=False)
     name: str
     source: EventSource
     app_id: str
@@ -107,17 +121,20 @@ class BatchWriter:
         ingest = self.settings.ingest
         classify_lines = classify(self.source, ingest.future_tolerance_hours, ingest.max_price)
         txn = (self.app_id, batch_id)
-        written = write_classified(ctx, self.key, self.name, batch.transform(classify_lines), txn)
+        gate = partial(hold_if_over_limit, ctx, self.name, self.attempt)
+        classified = batch.transform(classify_lines)
+        written = write_classified(ctx, self.key, self.name, classified, txn, gate)
         append_log(ctx, self.name, written, txn, "ingest", self.attempt, batch_id=batch_id)
 
 
 def _ingest_source(
     ctx: RunContext, key: bytes, name: str, source: EventSource, counts: IngestCounts
-) -> None:
+) -> DataQualityError | None:
+    """Ingest a source's new files; the error naming its delivery if the gate held one."""
     settings = ctx.settings
     folder = landing_path(ctx, source.path)
     if not tables.path_exists(ctx.spark, folder):
-        return
+        return None
     checkpoint = locations.join(settings.storage.checkpoints, f"ingest/{name}")
     app_id = f"userprofile-ingest:{name}:{checkpoint_identity(ctx.spark, checkpoint)}"
     attempt = uuid.uuid4().hex[:12]
@@ -137,9 +154,17 @@ def _ingest_source(
         .trigger(availableNow=True)
         .start()
     )
-    query.awaitTermination()
+    try:
+        query.awaitTermination()
+    except StreamingQueryException:
+        # The batch's own error comes wrapped in Spark's; the gate left its record in a table.
+        held = blocked_error(ctx, name, attempt)
+        if held is None:
+            raise
+        return held
     for batch in logged_batches(ctx, attempt):
         counts.add(batch)
+    return None
 
 
 def logged_batches(ctx: RunContext, attempt: str) -> list[BatchCounts]:
@@ -155,7 +180,6 @@ def logged_batches(ctx: RunContext, attempt: str) -> list[BatchCounts]:
     return [
         BatchCounts(
             Counter({None: int(r["accepted"]), **(r["quarantined_by_reason"] or {})}),
-            {},
             int(r["suppressed"]),
             list(r["changed_dates"] or []),
             int(r["files"] or 0),
@@ -165,25 +189,36 @@ def logged_batches(ctx: RunContext, attempt: str) -> list[BatchCounts]:
 
 
 def write_classified(
-    ctx: RunContext, key: bytes, name: str, classified: DataFrame, txn: tuple[str, int]
+    ctx: RunContext,
+    key: bytes,
+    name: str,
+    classified: DataFrame,
+    txn: tuple[str, int],
+    gate: Callable[[Tally], None] | None = None,
 ) -> BatchCounts:
     """Classified lines of source ``name`` -> bronze, quarantine, silver and the identity map.
 
-    Bronze and quarantine are appended with Delta's idempotent writes (``txn``: a
-    repeated write with the same app id and version is skipped); silver and the
-    identity map are insert-only MERGEs on their keys. Erased users are dropped first.
+    ``gate`` sees the counts first and may raise: then nothing is written. Erased users
+    are dropped; bronze and quarantine are appended with Delta's idempotent writes
+    (``txn``: a repeated write with the same app id and version is skipped); silver and
+    the identity map are insert-only MERGEs on their keys. Users erased while this ran
+    are then removed again.
     """
     settings = ctx.settings
     all_rows = classified.cache()
-    kept, erasures_apply = _without_erased_users(ctx, key, all_rows)
+    counted = tally(all_rows)
+    if gate is not None:
+        gate(counted)
+    # Read once: every write below leaves out the same ids.
+    erased = erased_in(ctx, key, all_rows)
+    kept = without(all_rows, erased)
+    written = tally(kept) if erased else counted
+    _pause_for_tests()
     accepted = to_bronze(kept, name)
-    # add_columns: tables written before a release added an event field gain it.
-    tables.append(accepted, ctx.table("bronze_events"), ["event_date"], txn=txn, add_columns=True)
-    # run_id: the over-limit error finds its sample lines by it; older tables gain it.
+    _append_raw(ctx, "bronze_events", accepted, ["event_date"], txn)
+    # run_id: which run quarantined a row; older tables gain it.
     quarantined = to_quarantine(kept, name, key).withColumn("run_id", F.lit(ctx.run_id))
-    tables.append(
-        quarantined, ctx.table("bronze_quarantine"), ["ingest_date"], txn=txn, add_columns=True
-    )
+    _append_raw(ctx, "bronze_quarantine", quarantined, ["ingest_date"], txn)
     # Cached: merged into silver and read again for the identity map.
     silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
     tables.merge_insert_new(
@@ -192,12 +227,35 @@ def write_classified(
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
     )
-    by_reason, samples, files = _batch_counts(kept)
-    suppressed = all_rows.count() - sum(by_reason.values()) if erasures_apply else 0
+    remove_erased_meanwhile(ctx, key, all_rows, erased)
     dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
     silver.unpersist()
     all_rows.unpersist()
-    return BatchCounts(by_reason, samples, suppressed, dates, files)
+    suppressed = counted.rows - written.rows
+    return BatchCounts(written.by_reason, suppressed, dates, len(written.files))
+
+
+def _pause_for_tests() -> None:
+    """Wait while a test runs something between this batch's reads and writes (PAUSE_ENV)."""
+    release = os.environ.get(PAUSE_ENV)
+    if not release:
+        return
+    Path(f"{release}.reached").touch()
+    deadline = time.monotonic() + PAUSE_MAX_SECONDS
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _append_raw(
+    ctx: RunContext, table_key: str, rows: DataFrame, partition_by: list[str], txn: tuple[str, int]
+) -> None:
+    """Append to a bronze table, created (when new) without statistics of its raw id
+    columns: Delta would copy their min/max values into its log, which erase cannot clean.
+    add_columns: tables written before a release added an event field gain it."""
+    ref = ctx.table(table_key)
+    properties = tables.stats_properties(rows.schema, RAW_COLUMNS[table_key], partition_by)
+    tables.create_if_missing(ctx.spark, ref, rows.schema, partition_by, properties)
+    tables.append(rows, ref, partition_by, txn=txn, add_columns=True)
 
 
 def append_log(
@@ -235,45 +293,6 @@ def append_log(
     tables.append(log, ctx.table("ingest_log"), txn=txn, add_columns=True)
 
 
-def _batch_counts(classified: DataFrame) -> tuple[Counter[str | None], dict[str, str], int]:
-    """Rows per reason code (null = accepted), one rejected line per code, files with rows."""
-    # One row per reason code: a handful of rows (and the batch's file names) to the driver.
-    rows = (
-        classified.groupBy("reason_code")
-        .agg(
-            F.count(F.lit(1)).alias("count"),
-            F.first("raw_record", ignorenulls=True).alias("sample"),
-            F.collect_set("_source_file").alias("files"),
-        )
-        .collect()
-    )
-    counts = Counter({r["reason_code"]: int(r["count"]) for r in rows})
-    samples = {r["reason_code"]: str(r["sample"]) for r in rows if r["reason_code"] and r["sample"]}
-    files = len({f for r in rows for f in r["files"]})
-    return counts, samples, files
-
-
-def _without_erased_users(
-    ctx: RunContext, key: bytes, classified: DataFrame
-) -> tuple[DataFrame, bool]:
-    """Drop records of users on the erasure suppression list, so a replay cannot restore them."""
-    ref = ctx.table("erasure_suppression")
-    if not tables.exists(ctx.spark, ref):
-        return classified, False
-    suppressed = tables.read(ctx.spark, ref)
-    kept = classified
-    # An erased user's id always; their anonymous ids only on rows without a user id.
-    for raw_id, kind in (("user_id", "user"), ("anonymous_id", "anonymous")):
-        erased = F.broadcast(
-            suppressed.where(F.col("kind") == kind).select(F.col("key").alias("_erased"))
-        )
-        hashed = kept.withColumn("_key", hmac_sha256_hex(key, F.col(raw_id)))
-        if kind == "anonymous":
-            hashed = hashed.withColumn("_key", F.when(F.col("user_id").isNull(), F.col("_key")))
-        kept = hashed.join(erased, hashed["_key"] == erased["_erased"], "left_anti").drop("_key")
-    return kept, True
-
-
 def checkpoint_identity(spark: SparkSession, checkpoint: str) -> str:
     """A random id kept inside the checkpoint: new checkpoint, new id (any file system)."""
     marker = checkpoint.rstrip("/") + "/_userprofile_id"
@@ -299,13 +318,11 @@ def _ingest_users(ctx: RunContext, key: bytes) -> int:
         .csv(folder)
         .withColumn("_source_file", F.col("_metadata.file_path"))
     )
-    users = crm.transform(to_silver_users(key))
-    suppression = ctx.table("erasure_suppression")
-    if tables.exists(ctx.spark, suppression):
-        erased = tables.read(ctx.spark, suppression).select(F.col("key").alias("user_key"))
-        users = users.join(erased, "user_key", "left_anti")
-    users = users.cache()
-    tables.merge_upsert(ctx.spark, users, ctx.table("silver_users"), ["user_key"])
-    n = users.count()
+    users = crm.transform(to_silver_users(key)).cache()
+    erased = erased_user_keys(ctx, users)
+    kept = without_user_keys(users, erased)
+    tables.merge_upsert(ctx.spark, kept, ctx.table("silver_users"), ["user_key"])
+    remove_users_erased_meanwhile(ctx, users, erased)
+    n = kept.count()
     users.unpersist()
     return n

@@ -15,6 +15,7 @@ every step runs the same over Spark Connect and a classic session.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from userprofile.config import Settings
@@ -71,6 +72,12 @@ def _connect(settings: Settings, remote: str) -> SparkSession:
         raise ConfigError(
             f"--remote / SPARK_REMOTE {remote!r}: a Spark Connect URL is sc://host:port"
         )
+    if os.environ.get("SPARK_CONNECT_LOG_LEVEL", "").lower() == "debug":
+        # The client then logs each request whole, with the pseudonym function and its key.
+        raise ConfigError(
+            "SPARK_CONNECT_LOG_LEVEL=debug logs every Spark Connect request in full, "
+            "including the pseudonymisation function and its key: unset it (or use info)"
+        )
     spark = SparkSession.builder.remote(remote).getOrCreate()
     _apply_runtime_settings(spark, settings)
     return spark
@@ -90,6 +97,10 @@ def _local_session(settings: Settings) -> SparkSession:
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
+    if settings.spark.master.startswith("local"):
+        # Python workers (the pseudonym UDF) need this interpreter's pandas and pyarrow:
+        # PySpark would otherwise start the first python3 on PATH (make, cron, an IDE).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
     for key, value in local_spark_conf(settings).items():
         builder = builder.config(key, value)

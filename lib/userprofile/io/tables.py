@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from userprofile.io import locations
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
+    from pyspark.sql.types import StructType
 
 _CATALOG_NAME = re.compile(r"^[A-Za-z_][\w`-]*(\.[A-Za-z_][\w`-]*){1,2}$")
 
@@ -167,6 +168,11 @@ def delete_where(
     return int(result["num_affected_rows"] or 0) if result is not None else 0
 
 
+# Delta's default retention: a full VACUUM keeps files written in the last week, so
+# it never deletes a concurrent writer's uncommitted files.
+SAFE_RETENTION_HOURS = 168
+
+
 def vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
     """Remove data files no longer referenced and older than the retention."""
     spark.sql(f"VACUUM {sql_name(table)} RETAIN {int(retention_hours)} HOURS").collect()
@@ -253,3 +259,123 @@ def ensure_properties(spark: SparkSession, table: TableRef, properties: dict[str
     if changed:
         pairs = ", ".join(f"'{k}' = '{v.replace(chr(39), '')}'" for k, v in changed.items())
         spark.sql(f"ALTER TABLE {sql_name(table)} SET TBLPROPERTIES ({pairs})")
+
+
+_RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+# Types Delta keeps min/max statistics for (others are refused in dataSkippingStatsColumns).
+_STATS_TYPES = frozenset(
+    {"string", "byte", "short", "integer", "long", "float", "double", "decimal", "date"}
+    | {"timestamp", "timestamp_ntz"}
+)
+
+
+def delete_joined(spark: SparkSession, table: TableRef, rows: DataFrame, on: str) -> int:
+    """Delete the table's rows (``t``) that match a row of ``rows`` (``s``) under the SQL
+    condition ``on``; return how many were deleted.
+
+    A MERGE rather than ``delete_where``: Delta writes a DELETE's condition into its log
+    with the parameter values filled in, a MERGE's only as column references; the values
+    stay in ``rows``. Several rows of ``rows`` may match one row of the table.
+    """
+    view = f"userprofile_delete_{uuid.uuid4().hex}"
+    rows.createOrReplaceTempView(view)
+    statement = f"MERGE INTO {sql_name(table)} t USING {view} s ON {on} WHEN MATCHED THEN DELETE"
+    try:
+        result = spark.sql(statement).first()
+    finally:
+        spark.catalog.dropTempView(view)
+    return int(result["num_deleted_rows"] or 0) if result is not None else 0
+
+
+def delete_by_values(
+    spark: SparkSession,
+    table: TableRef,
+    conditions: Mapping[str, str],
+    values: Mapping[str, Collection[str]],
+) -> int:
+    """Delete the rows that match, for some kind in ``conditions``, one of its ``values``:
+    ``conditions`` maps a kind to a condition between the table ``t`` and ``s.value``.
+
+    One ``delete_joined`` over rows (kind, value): only the values the conditions use
+    enter the statement, and none enters its text (nor Delta's log). Rows deleted.
+    """
+    rows = [(kind, v) for kind in conditions for v in sorted(values.get(kind, ()))]
+    if not rows:
+        return 0
+    on = " OR ".join(f"(s.kind = '{kind}' AND {c})" for kind, c in conditions.items())
+    source = spark.createDataFrame(rows, "kind string, value string")
+    return delete_joined(spark, table, source, on)
+
+
+def purge_and_vacuum(spark: SparkSession, table: TableRef, retention_hours: int) -> None:
+    """Rewrite the files that have deletion vectors, then remove every file no version
+    newer than ``retention_hours`` needs: deleted rows are then gone from storage.
+
+    ``VACUUM ... LITE`` deletes only files the log says were removed, never files a
+    concurrent writer has written but not yet committed (a full VACUUM with a short
+    retention would). When the log no longer reaches back to the last VACUUM, Delta
+    refuses LITE: one full VACUUM at Delta's own safe default, then LITE again.
+    Delta refuses a retention under its default (7 days) unless its check is off: it is
+    off for these statements.
+    """
+    name = sql_name(table)
+    spark.sql(f"REORG TABLE {name} APPLY (PURGE)").collect()
+    lite = f"VACUUM {name} LITE RETAIN {int(retention_hours)} HOURS"
+    with _session_conf(spark, _RETENTION_CHECK, "false"):
+        try:
+            spark.sql(lite).collect()
+        except Exception as exc:
+            if "VACUUM_LITE" not in str(exc):
+                raise
+            vacuum(spark, table, SAFE_RETENTION_HOURS)
+            spark.sql(lite).collect()
+
+
+def stats_properties(
+    schema: StructType, excluded: Collection[str], partition_by: Collection[str] = ()
+) -> dict[str, str]:
+    """Table properties under which Delta keeps per-file statistics on every column of
+    ``schema`` except ``excluded`` (nor on partition columns, which have none).
+
+    Statistics are min/max values copied into ``_delta_log``, which no DELETE or VACUUM
+    rewrites. Columns added to the table later get none until this is set again.
+    """
+    kept = [
+        f.name
+        for f in schema.fields
+        if f.name not in excluded
+        and f.name not in partition_by
+        and f.dataType.typeName() in _STATS_TYPES
+    ]
+    if not kept:
+        return {"delta.dataSkippingNumIndexedCols": "0"}
+    return {"delta.dataSkippingStatsColumns": ",".join(kept)}
+
+
+def exclude_from_stats(spark: SparkSession, table: TableRef, excluded: Collection[str]) -> None:
+    """Set ``stats_properties`` on an existing table (no commit when already set): files
+    written from now on, including rewrites of old files, carry no statistics of ``excluded``."""
+    detail = spark.sql(f"DESCRIBE DETAIL {sql_name(table)}").first()
+    partition_by = list(detail["partitionColumns"] or []) if detail is not None else []
+    schema = read(spark, table).schema
+    ensure_properties(spark, table, stats_properties(schema, excluded, partition_by))
+
+
+def create_if_missing(
+    spark: SparkSession,
+    table: TableRef,
+    schema: StructType,
+    partition_by: list[str] | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Create an empty table with ``properties`` unless it exists, so that even the first
+    write follows them (e.g. ``stats_properties``); a later append fills it."""
+    if exists(spark, table):
+        return
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
+    parts = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
+    pairs = ", ".join(f"'{k}' = '{v.replace(chr(39), '')}'" for k, v in (properties or {}).items())
+    settings = f" TBLPROPERTIES ({pairs})" if pairs else ""
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {sql_name(table)} ({columns}) USING DELTA{parts}{settings}"
+    )

@@ -1,73 +1,115 @@
 """`userprofile erase`: remove users from every layer, on request, and keep them out.
 
 Given raw user ids, the step derives their pseudonymous keys (and the
-anonymous keys they logged in from), deletes their rows from bronze,
-quarantine, silver and gold, adds the keys to a suppression list that ingest
-consults (so re-ingesting old landing files cannot bring them back), and
-records the request in an audit table without any raw id. With ``--vacuum``
-it also removes the old data files, which ends time travel to before the
-erasure. Landing files belong to the upstream and are not edited; saved
-models hold only aggregates (centres, coefficients) and no per-user rows.
+anonymous keys they logged in from), adds the keys to a suppression list that
+ingest consults (so re-ingesting old landing files cannot bring them back),
+deletes their rows from bronze, quarantine, silver and gold and from every
+export in the export manifest, then purges and vacuums the tables: deletion
+vectors are rewritten away and files older than ``privacy.erase_retention_hours``
+(0 by default) are removed, so time travel cannot read the rows either. The
+request is audited without any raw id.
+
+What stays: landing files belong to the upstream and are not edited; saved
+models hold only aggregates. Delta's log keeps per-file min/max statistics and
+the conditions of its commits: deletes here are MERGEs against the ids (their
+logged condition names columns only), and raw id columns are kept out of the
+statistics (``keep_raw_ids_out_of_stats``). Log entries written before that
+property was set, and the pseudonymous keys in silver/gold statistics, remain
+until Delta's log retention (``delta.logRetentionDuration``, 30 days) expires.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
 import re
 import uuid
 
 from pyspark.sql import functions as F
 
 from userprofile.errors import UserProfileError
-from userprofile.ingest.privacy import hmac_sha256_hex, pseudonym_key
+from userprofile.ingest.privacy import RAW_COLUMNS, hmac_sha256_hex, pseudonym, pseudonym_key
 from userprofile.io import tables
-from userprofile.io.context import RunContext, StepReport, Stopwatch
-
-DEFAULT_RETENTION_HOURS = 168  # Delta's own default: one week of time travel
+from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
+from userprofile.ops.audience import scrub_exports
 
 AUDIT_SCHEMA = (
     "request_id string, requested_at timestamp, user_keys array<string>, "
-    "rows_deleted map<string,bigint>, vacuumed boolean, run_id string"
+    "rows_deleted map<string,bigint>, vacuumed boolean, run_id string, "
+    "retention_hours int, exports_rewritten array<string>"
 )
 SUPPRESSION_SCHEMA = "key string, kind string, request_id string, erased_at timestamp"
 
 
-def pseudonymous_key(key: bytes, user_id: str) -> str:
-    """The same HMAC-SHA256 as ``privacy.hmac_sha256_hex``, for a handful of ids on the driver."""
-    return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+# A source row of a delete is (kind, value); each condition joins one kind to the table t.
+BY_KEY = "t.user_key = s.value"
+# An anonymous id counts as the user's only on rows without a user: a shared device
+# that someone else logged in from keeps that person's rows.
+ANONYMOUS_ONLY = "t.user_key IS NULL AND t.anonymous_key = s.value"
+RAW_ANONYMOUS_ONLY = "t.user_id IS NULL AND t.anonymous_id = s.value"
+# Malformed lines have no readable ids: match the raw text as a last resort.
+UNREADABLE = "t.user_key IS NULL AND t.anonymous_key IS NULL AND t.raw_record RLIKE s.value"
+DELETES: dict[str, dict[str, str]] = {
+    "bronze_events": {"ids": "t.user_id = s.value", "raw_anonymous_ids": RAW_ANONYMOUS_ONLY},
+    "bronze_quarantine": {
+        "user_keys": BY_KEY,
+        "anonymous_keys": ANONYMOUS_ONLY,
+        "mentions": UNREADABLE,
+    },
+    "silver_events": {"user_keys": BY_KEY, "anonymous_keys": ANONYMOUS_ONLY},
+    "silver_users": {"user_keys": BY_KEY},
+    "silver_identities": {"user_keys": BY_KEY},
+    "user_features": {"user_keys": BY_KEY},
+    "user_profile": {"user_keys": BY_KEY},
+}
 
 
 def run_erase(ctx: RunContext, user_ids: list[str], vacuum_hours: int | None = None) -> StepReport:
+    """Erase the users; ``vacuum_hours`` overrides ``privacy.erase_retention_hours``."""
     clock = Stopwatch()
     ids = sorted({u.strip() for u in user_ids if u.strip()})
     if not ids:
         raise UserProfileError("erase: no user ids given (use --user-id or --ids-file)")
+    retention = ctx.settings.privacy.erase_retention_hours if vacuum_hours is None else vacuum_hours
     key = pseudonym_key(ctx.settings)
-    user_keys = [pseudonymous_key(key, u) for u in ids]
-    anonymous_keys = _linked_anonymous_keys(ctx, user_keys)
+    user_keys = [pseudonym(key, u) for u in ids]
     request_id = uuid.uuid4().hex
     # Suppress first: a concurrent ingest or a crash after the deletes cannot restore them.
-    _suppress(ctx, request_id, user_keys, anonymous_keys)
-    deleted = _delete_everywhere(ctx, key, ids, user_keys, anonymous_keys)
-    if vacuum_hours is not None:
-        _vacuum(ctx, vacuum_hours)
+    # The users before their devices: a link a batch adds meanwhile is then either seen
+    # here or removed by that batch's own re-check (ingest.erasures).
+    _suppress(ctx, request_id, user_keys, [])
+    anonymous_keys = _linked_anonymous_keys(ctx, user_keys)
+    _suppress(ctx, request_id, [], anonymous_keys)
+    # Before the deletes: a deletion vector's commit restates the statistics of its file.
+    keep_raw_ids_out_of_stats(ctx)
+    values = {
+        "ids": ids,
+        "user_keys": user_keys,
+        "anonymous_keys": anonymous_keys,
+        "raw_anonymous_ids": _raw_anonymous_ids(ctx, key, anonymous_keys),
+        "mentions": [_mentions_any(ids)],
+    }
+    deleted = _delete_everywhere(ctx, values)
+    rewritten = scrub_exports(ctx, key, user_keys)
+    cleaned = _purge_and_vacuum(ctx, retention)
     audit = ctx.spark.createDataFrame(
-        [(request_id, _now(), user_keys, deleted, vacuum_hours is not None, ctx.run_id)],
+        [(request_id, utc_now(), user_keys, deleted, True, ctx.run_id, retention, rewritten)],
         AUDIT_SCHEMA,
     )
-    tables.append(audit, ctx.table("erasure_requests"))
+    # add_columns: audit tables written before retention and exports were recorded.
+    tables.append(audit, ctx.table("erasure_requests"), add_columns=True)
     report = StepReport("erase", {"request id": request_id, "users": len(ids)}, clock.seconds())
     report.rows.update({f"deleted from {t}": n for t, n in deleted.items()})
-    report.rows["vacuumed"] = (
-        "yes" if vacuum_hours is not None else "no (old files remain for time travel)"
-    )
+    report.rows["exports rewritten"] = len(rewritten)
+    report.rows["purged and vacuumed"] = f"{len(cleaned)} tables, history kept {retention} h"
     return report
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+def keep_raw_ids_out_of_stats(ctx: RunContext) -> None:
+    """Delta keeps no min/max statistics of the raw id and raw text columns of the
+    existing bronze tables from now on (files written or rewritten later)."""
+    for table_key, columns in RAW_COLUMNS.items():
+        ref = ctx.table(table_key)
+        if tables.exists(ctx.spark, ref):
+            tables.exclude_from_stats(ctx.spark, ref, columns)
 
 
 def _linked_anonymous_keys(ctx: RunContext, user_keys: list[str]) -> list[str]:
@@ -79,40 +121,13 @@ def _linked_anonymous_keys(ctx: RunContext, user_keys: list[str]) -> list[str]:
     return sorted(r["anonymous_key"] for r in linked.select("anonymous_key").collect())
 
 
-def _delete_everywhere(
-    ctx: RunContext, key: bytes, ids: list[str], user_keys: list[str], anonymous_keys: list[str]
-) -> dict[str, int]:
-    by_key = "array_contains(:user_keys, user_key)"
-    # An anonymous id counts as the user's only on rows without a user: a shared device
-    # that someone else logged in from keeps that person's rows.
-    anonymous_only = "(user_key IS NULL AND array_contains(:anonymous_keys, anonymous_key))"
-    raw_anonymous_only = "(user_id IS NULL AND array_contains(:raw_anonymous_ids, anonymous_id))"
-    # Malformed lines have no readable ids: match the raw text as a last resort.
-    unreadable = "(user_key IS NULL AND anonymous_key IS NULL AND raw_record RLIKE :mentions)"
-    conditions = {
-        "bronze_events": f"array_contains(:ids, user_id) OR {raw_anonymous_only}",
-        "bronze_quarantine": f"{by_key} OR {anonymous_only} OR {unreadable}",
-        "silver_events": f"{by_key} OR {anonymous_only}",
-        "silver_users": by_key,
-        "silver_identities": by_key,
-        "user_features": by_key,
-        "user_profile": by_key,
-    }
-    # Values are bound as parameters, never spliced into the SQL text. An empty list has
-    # no element type in SQL: [""] matches no id (empty ids are quarantined).
-    values = {
-        "ids": ids,
-        "user_keys": user_keys,
-        "anonymous_keys": anonymous_keys or [""],
-        "raw_anonymous_ids": _raw_anonymous_ids(ctx, key, anonymous_keys) or [""],
-        "mentions": _mentions_any(ids),
-    }
+def _delete_everywhere(ctx: RunContext, values: dict[str, list[str]]) -> dict[str, int]:
+    """One MERGE per table that holds user rows; rows deleted per table."""
     deleted: dict[str, int] = {}
-    for table_key, condition in conditions.items():
+    for table_key, conditions in DELETES.items():
         ref = ctx.table(table_key)
         if tables.exists(ctx.spark, ref):
-            used = {k: v for k, v in values.items() if f":{k}" in condition}
-            deleted[table_key] = tables.delete_where(ctx.spark, ref, condition, used)
+            deleted[table_key] = tables.delete_by_values(ctx.spark, ref, conditions, values)
     return deleted
 
 
@@ -136,26 +151,19 @@ def _mentions_any(ids: list[str]) -> str:
 def _suppress(
     ctx: RunContext, request_id: str, user_keys: list[str], anonymous_keys: list[str]
 ) -> None:
-    now = _now()
+    now = utc_now()
     rows = [(k, "user", request_id, now) for k in user_keys]
     rows += [(k, "anonymous", request_id, now) for k in anonymous_keys]
     suppression = ctx.spark.createDataFrame(rows, SUPPRESSION_SCHEMA)
     tables.merge_insert_new(ctx.spark, suppression, ctx.table("erasure_suppression"), ["key"])
 
 
-def _vacuum(ctx: RunContext, retention_hours: int) -> None:
-    if retention_hours < DEFAULT_RETENTION_HOURS:
-        # Delta refuses short retention unless told that the caller means it.
-        ctx.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    for table_key in (
-        "bronze_events",
-        "bronze_quarantine",
-        "silver_events",
-        "silver_users",
-        "silver_identities",
-        "user_features",
-        "user_profile",
-    ):
+def _purge_and_vacuum(ctx: RunContext, retention_hours: int) -> list[str]:
+    """Every table that can hold the users' rows loses its deletion vectors and old files."""
+    cleaned = []
+    for table_key in DELETES:
         ref = ctx.table(table_key)
         if tables.exists(ctx.spark, ref):
-            tables.vacuum(ctx.spark, ref, retention_hours)
+            tables.purge_and_vacuum(ctx.spark, ref, retention_hours)
+            cleaned.append(table_key)
+    return cleaned

@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from userprofile.config import TagRule
-from userprofile.config.rules import analysis_error, referenced_columns
+from userprofile.config.rules import analysis_error, referenced_columns, rule_column
 from userprofile.errors import ConfigError
 
 TAG_DICTIONARY_COLUMNS = (
@@ -54,7 +54,7 @@ def tags(rules: list[TagRule]) -> Column:
     """Names of the rules a row satisfies (a null result counts as not satisfied)."""
     if not rules:
         return F.array().cast("array<string>")
-    matches = [F.when(F.coalesce(F.expr(r.rule), F.lit(False)), F.lit(r.name)) for r in rules]
+    matches = [F.when(F.coalesce(rule_column(r.rule), F.lit(False)), F.lit(r.name)) for r in rules]
     return F.filter(F.array(*matches), lambda name: name.isNotNull())
 
 
