@@ -36,6 +36,18 @@ def event(**changes: Any) -> str:
     return json.dumps({k: v for k, v in record.items() if v is not None})
 
 
+def anonymous_view(event_id: str, anonymous_id: str) -> str:
+    """A page view of someone not logged in: no user id, price or quantity."""
+    return event(
+        event_id=event_id,
+        user_id=None,
+        anonymous_id=anonymous_id,
+        event_type="page_view",
+        price=None,
+        quantity=None,
+    )
+
+
 CASES = {
     "MALFORMED_RECORD": '{"event_id": "e1", "event_ts": "2026-01',
     "MISSING_EVENT_ID": event(event_id=None),

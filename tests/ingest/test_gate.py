@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from tests.conftest import SettingsFactory
 from tests.helpers import TEST_KEY
-from tests.ingest.raw_events import event, write_landing
+from tests.ingest.raw_events import anonymous_view, event, write_landing
 from userprofile.cli import main
 from userprofile.errors import DataQualityError
 from userprofile.ingest.counts import Tally
@@ -183,14 +183,7 @@ def erase_lines() -> list[str]:
     """U1 (a login, an anonymous view on the same device, a rejected line) and U2."""
     return [
         event(event_id="u1-login", user_id="U1", anonymous_id="anon-u1"),
-        event(
-            event_id="u1-anon",
-            user_id=None,
-            anonymous_id="anon-u1",
-            event_type="page_view",
-            price=None,
-            quantity=None,
-        ),
+        anonymous_view("u1-anon", "anon-u1"),
         event(event_id="u1-bad", user_id="U1", anonymous_id="anon-u1", quantity=0),
         event(event_id="u2", user_id="U2", anonymous_id="anon-u2"),
         event(event_id="u2-bad", user_id="U2", anonymous_id="anon-u2", quantity=0),

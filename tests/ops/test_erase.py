@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from tests.conftest import SettingsFactory
 from tests.helpers import TEST_KEY
-from tests.ingest.raw_events import CASES, event, write_landing
+from tests.ingest.raw_events import CASES, anonymous_view, event, write_landing
 from userprofile.cli import build_parser
 from userprofile.ingest.privacy import pseudonym as pseudonymous_key
 from userprofile.ingest.step import run_ingest
@@ -35,14 +35,7 @@ LAYERS = (
 
 def landing_lines() -> list[str]:
     return [
-        event(
-            event_id="u1-anon",
-            user_id=None,
-            anonymous_id="anon-u1",
-            event_type="page_view",
-            price=None,
-            quantity=None,
-        ),
+        anonymous_view("u1-anon", "anon-u1"),
         event(event_id="u1-login", user_id="U1", anonymous_id="anon-u1"),
         event(event_id="u1-bad", user_id="U1", quantity=0),  # quarantined, mentions U1
         event(event_id="u2", user_id="U2", anonymous_id="anon-u2"),

@@ -20,13 +20,13 @@ from pyspark.sql import functions as F
 
 from tests.conftest import SettingsFactory
 from tests.helpers import TEST_KEY
-from tests.ingest.raw_events import CASES, event, write_landing
+from tests.ingest.raw_events import CASES, anonymous_view, event, write_landing
 from userprofile.config import Settings
 from userprofile.errors import ConfigError
 from userprofile.ingest.privacy import RAW_COLUMNS
 from userprofile.ingest.privacy import pseudonym as hmac_key
 from userprofile.ingest.step import run_ingest
-from userprofile.io import tables
+from userprofile.io import table_stats, tables
 from userprofile.io.context import RunContext
 from userprofile.ops.audience import AudienceFilter, export_location, read_export, run_export
 from userprofile.ops.erase import run_erase
@@ -74,14 +74,7 @@ def others_lines() -> list[str]:
 
 def u1_lines() -> list[str]:
     return [
-        event(
-            event_id="u1-anon",
-            user_id=None,
-            anonymous_id="anon-u1",
-            event_type="page_view",
-            price=None,
-            quantity=None,
-        ),
+        anonymous_view("u1-anon", "anon-u1"),
         event(event_id="u1-login", user_id="U1", anonymous_id="anon-u1"),
         event(event_id="u1-bad", user_id="U1", quantity=0),  # quarantined, mentions U1
         # In the same file as U1's rows: deleting those needs a deletion vector.
@@ -298,10 +291,10 @@ def test_a_table_created_with_stats_properties_logs_no_raw_id(
         "user_id string, event_id string, event_date date",
     )
     ref = tables.TableRef(key="bronze_events", path=str(tmp_path / "bronze"))
-    properties = tables.stats_properties(rows.schema, ["user_id"], ["event_date"])
+    properties = table_stats.stats_properties(rows.schema, ["user_id"], ["event_date"])
     assert properties == {"delta.dataSkippingStatsColumns": "event_id"}
-    tables.create_if_missing(spark, ref, rows.schema, ["event_date"], properties)
-    tables.create_if_missing(spark, ref, rows.schema, ["event_date"], properties)  # no-op
+    table_stats.create_if_missing(spark, ref, rows.schema, ["event_date"], properties)
+    table_stats.create_if_missing(spark, ref, rows.schema, ["event_date"], properties)  # no-op
     tables.append(rows, ref, ["event_date"])
     assert tables.read(spark, ref).count() == 2
     logs = log_files(tmp_path / "bronze")

@@ -50,7 +50,7 @@ from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
-from userprofile.io import locations, tables
+from userprofile.io import locations, table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
 # command: 'ingest' (batch_id = the stream's batch) or 'reprocess' (no batch_id; rows it
@@ -253,8 +253,8 @@ def _append_raw(
     columns: Delta would copy their min/max values into its log, which erase cannot clean.
     add_columns: tables written before a release added an event field gain it."""
     ref = ctx.table(table_key)
-    properties = tables.stats_properties(rows.schema, RAW_COLUMNS[table_key], partition_by)
-    tables.create_if_missing(ctx.spark, ref, rows.schema, partition_by, properties)
+    properties = table_stats.stats_properties(rows.schema, RAW_COLUMNS[table_key], partition_by)
+    table_stats.create_if_missing(ctx.spark, ref, rows.schema, partition_by, properties)
     tables.append(rows, ref, partition_by, txn=txn, add_columns=True)
 
 

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from userprofile.errors import UserProfileError
 from userprofile.ingest.privacy import RAW_COLUMNS, hmac_sha256_hex, pseudonym, pseudonym_key
-from userprofile.io import tables
+from userprofile.io import table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
 from userprofile.ops.audience import scrub_exports
 
@@ -109,7 +109,7 @@ def keep_raw_ids_out_of_stats(ctx: RunContext) -> None:
     for table_key, columns in RAW_COLUMNS.items():
         ref = ctx.table(table_key)
         if tables.exists(ctx.spark, ref):
-            tables.exclude_from_stats(ctx.spark, ref, columns)
+            table_stats.exclude_from_stats(ctx.spark, ref, columns)
 
 
 def _linked_anonymous_keys(ctx: RunContext, user_keys: list[str]) -> list[str]:
