@@ -190,9 +190,17 @@ def _erase_options(sub: argparse.ArgumentParser) -> None:
 def _bench_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--sizes",
-        default="1M,10M",
+        default=None,
         metavar="LIST",
-        help="comma-separated event counts, e.g. 250k,1M,10M (default 1M,10M)",
+        help="comma-separated event counts, e.g. 250k,1M,10M "
+        "(default 1M,10M, none when only --history-days is given)",
+    )
+    sub.add_argument(
+        "--history-days",
+        default=None,
+        metavar="LIST",
+        help="also time the same incremental day on top of histories of these lengths, "
+        "e.g. 60,360 (a fixed small number of users)",
     )
     sub.add_argument(
         "--out",

@@ -177,4 +177,4 @@ def _erase(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
 def _bench(ctx: RunContext, args: argparse.Namespace) -> list[StepReport]:
     from userprofile.dev.bench import run_bench_command
 
-    return [run_bench_command(ctx, args.sizes, args.out)]
+    return [run_bench_command(ctx, args.sizes, args.out, args.history_days)]

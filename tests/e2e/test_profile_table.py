@@ -146,6 +146,7 @@ def test_no_personal_data_beyond_bronze(spark: SparkSession, pipeline_run: Pipel
         "silver/events",
         "silver/users",
         "silver/identities",
+        "silver/user_day",
         "gold/user_features",
         "gold/user_profile",
     ):

@@ -29,7 +29,13 @@ from userprofile.io import tables
 from userprofile.io.context import RunContext
 from userprofile.ops.erase import run_erase
 
-WRITTEN = ("bronze_events", "bronze_quarantine", "silver_events", "silver_identities")
+WRITTEN = (
+    "bronze_events",
+    "bronze_quarantine",
+    "silver_events",
+    "silver_user_day",
+    "silver_identities",
+)
 KEY = TEST_KEY.encode()
 
 MIN_ROWS = 100  # ingest.reject_share_min_rows, as conf/base.yaml sets it

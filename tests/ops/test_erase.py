@@ -27,6 +27,7 @@ LAYERS = (
     "bronze_events",
     "bronze_quarantine",
     "silver_events",
+    "silver_user_day",
     "silver_identities",
     "user_features",
     "user_profile",

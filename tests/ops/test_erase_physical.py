@@ -45,6 +45,7 @@ U1_ROWS = {
     "bronze_events": "user_id = 'U1' OR event_id = 'u1-anon'",
     "bronze_quarantine": f"user_key = '{U1_KEY}'",
     "silver_events": f"user_key = '{U1_KEY}' OR event_id = 'u1-anon'",
+    "silver_user_day": f"user_key = '{U1_KEY}' OR anonymous_key = '{hmac_key(KEY, 'anon-u1')}'",
     "silver_identities": f"user_key = '{U1_KEY}'",
     "silver_users": f"user_key = '{U1_KEY}'",
     "user_features": f"user_key = '{U1_KEY}'",

@@ -13,10 +13,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from userprofile.profile.clv import (
+    BGNBD_KEYS,
     BgNbd,
     CustomerValue,
     GammaGamma,
     bgnbd_log_likelihood,
+    bin_days,
+    binned,
     customer_value,
     expected_purchases,
     expected_spend,
@@ -331,20 +334,78 @@ def test_customer_value_spend_population_mean_for_one_time_buyers(valued: tuple)
     assert set(predictions) == set(customers)
 
 
-def test_stored_bgnbd_log_likelihood_is_the_total_over_purchasers(valued: tuple) -> None:
+def weekly_groups(customers: dict[str, tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """(x, mean t_x, mean T, customers) per (x, week of t_x, week of T), worked by hand."""
+    cells: dict[tuple[float, float, float], list[tuple[float, float]]] = {}
+    for x, tx, t in customers.values():
+        cells.setdefault((x, tx // 7, t // 7), []).append((tx, t))
+    return [
+        (x, float(np.mean([c[0] for c in cell])), float(np.mean([c[1] for c in cell])), len(cell))
+        for (x, _, _), cell in cells.items()
+    ]
+
+
+def test_stored_bgnbd_log_likelihood_is_the_total_over_weekly_groups(valued: tuple) -> None:
+    """The fit sees purchasers grouped by x and the weeks of t_x and T, each group at its
+    members' mean t_x and T: the stored total is over those groups, and within 0.1% of the
+    total over purchasers (0.02% here)."""
     value, customers, _ = valued
     fitted = value.bgnbd
     assert fitted is not None
-    per_customer = [math.log(bgnbd_likelihood_by_hand(fitted, *c)) for c in customers.values()]
-    assert fitted.log_likelihood == pytest.approx(math.fsum(per_customer), rel=1e-9)
-    # ... and it is the maximum: the true and nearby parameters explain the data less well.
+    groups = weekly_groups(customers)
+    assert len(groups) < len(customers)
+    by_group = [n * math.log(bgnbd_likelihood_by_hand(fitted, x, tx, t)) for x, tx, t, n in groups]
+    assert fitted.log_likelihood == pytest.approx(math.fsum(by_group), rel=1e-9)
+
+    def per_customer(m: BgNbd) -> float:
+        return math.fsum(math.log(bgnbd_likelihood_by_hand(m, *c)) for c in customers.values())
+
+    at_fit = per_customer(fitted)
+    assert fitted.log_likelihood == pytest.approx(at_fit, rel=1e-3)
+    # ... and the fit is the maximum: the true and nearby parameters explain the data less well.
     for other in (
         TRUE_BGNBD,
         replace(fitted, r=fitted.r * 1.05),
         replace(fitted, b=fitted.b * 0.95),
     ):
-        total = math.fsum(math.log(bgnbd_likelihood_by_hand(other, *c)) for c in customers.values())
-        assert fitted.log_likelihood > total
+        assert at_fit > per_customer(other)
+
+
+def test_predictions_per_purchaser_follow_the_formulas(valued: tuple) -> None:
+    """P(alive) is computed per purchaser in Spark from the daily x, t_x and T, exactly;
+    expected purchases interpolate E[purchases | alive], which depends on x and T only,
+    between the edges of each 7 days of T, linearly in 1 / (alpha + T): 0.014% off on
+    average, 0.12% at most (linearly in T: 0.07%, 0.43%)."""
+    value, customers, predictions = valued
+    fitted = value.bgnbd
+    assert fitted is not None
+    x, tx, t = (np.array(column) for column in zip(*customers.values(), strict=True))
+    alive = [predictions[k].probability_alive for k in customers]
+    assert alive == pytest.approx(probability_alive(fitted, x, tx, t), rel=1e-9)
+    purchases = [predictions[k].predicted_purchases for k in customers]
+    assert purchases == pytest.approx(expected_purchases(fitted, 90, x, tx, t), rel=2e-3)
+
+
+def test_purchasers_in_one_week_share_a_group_and_the_groups_are_bounded(
+    spark: SparkSession,
+) -> None:
+    # One repeat purchase on day 3 each; first purchases 7, 8, 13 and 14 days ago.
+    ages = np.array([7.0, 8.0, 13.0, 14.0])
+    summary = purchase_summary(
+        features_frame(spark, np.ones(4), np.full(4, 3.0), ages, np.full(4, 90.0), np.full(4, 50.0))
+    )
+    assert bin_days(summary) == 7
+    (x, tx_bin, t_bin, tx, t), counts = grouped(binned(summary, 7), BGNBD_KEYS, ("t_x", "T"))
+    # T = 7, 8 and 13 are in week 1, T = 14 starts week 2: the driver sees two groups.
+    assert x.tolist() == [1, 1]
+    assert tx_bin.tolist() == [0, 0]
+    assert t_bin.tolist() == [1, 2]
+    assert counts.tolist() == [3, 1]
+    assert t.tolist() == pytest.approx([28 / 3, 14])
+    assert tx.tolist() == [3, 3]
+    # At most max_groups groups: the bins double until there are no more.
+    assert bin_days(summary, max_groups=2) == 7
+    assert bin_days(summary, max_groups=1) == 28  # 14-day bins still part T = 13 and 14
 
 
 def test_without_first_purchase_revenue_spend_averages_all_days_and_warns(

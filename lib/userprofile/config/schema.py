@@ -63,6 +63,8 @@ class TablesConfig(StrictModel):
     bronze_quarantine: str = "bronze/quarantine"
     silver_events: str = "silver/events"
     silver_users: str = "silver/users"
+    # Per day, user and session: the roll-up features read (rebuilt by ingest per date).
+    silver_user_day: str = "silver/user_day"
     user_features: str = "gold/user_features"
     model_metrics: str = "gold/model_metrics"
     # Segments per trained model: size, centre in original units, name, stable id, status.
@@ -220,6 +222,9 @@ class PropensityConfig(StrictModel):
     reg_params: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.1], min_length=1)
     elastic_net_params: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1)
     max_iter: int = Field(default=100, ge=1)
+    # The grid is searched on a sample of at most this many training users (each class at
+    # least a tenth of it when it has the users); the chosen pair is then fitted on all.
+    tune_sample_size: int = Field(default=50_000, ge=1_000)
     seed: int = 7
     # Feed the segment to the classifier too (the seed's y = f(g(x))) and score with that model.
     hybrid: bool = False

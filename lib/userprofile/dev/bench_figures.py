@@ -7,8 +7,12 @@ import itertools
 import json
 import os
 import re
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -16,6 +20,19 @@ from userprofile.io.session import is_connect
 
 PIPELINE_STEPS = ("ingest", "features", "train", "profile")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
+# Rows of `--history-days` runs are labelled with the days of history, e.g. "360d".
+_HISTORY = re.compile(r"^\d+d$")
+# A measurement shorter than this is repeated (up to REPEATS runs) and the median kept.
+SHORT_SECONDS = 30.0
+REPEATS = 3
+FLOOR, PIPELINE = "floor: parse raw JSON", "pipeline (sum of steps)"
+DUCKDB, DAILY = "peer: duckdb core features", "incremental day (sum)"
+# The targets (issue 16), each an upper bound on a ratio of times.
+PIPELINE_PER_FLOOR = 5.0
+INGEST_PER_FLOOR = 3.0
+FEATURES_PER_DUCKDB = 2.0
+DAILY_PER_PIPELINE = 0.05
+LONG_HISTORY_DAILY = 1.5
 
 
 @dataclass
@@ -31,6 +48,8 @@ class BenchRow:
     peak_python_mb: float | None = None
     status: str = "ok"
     detail: dict[str, float] = field(default_factory=dict)
+    # A peer's features against the product's (peer_check.FeatureCheck.summary()).
+    check: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -71,6 +90,30 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * scale)
 
 
+def measure(
+    size: str,
+    step: str,
+    events: int,
+    run: Callable[[], object],
+    memory: PeakMemory,
+    repeat: bool = False,
+) -> BenchRow:
+    """Time ``run`` with its peak memory; repeated (median kept) while it is short."""
+    timings: list[float] = []
+    peaks: list[tuple[float | None, float | None]] = []
+    while True:
+        memory.reset()
+        start = time.perf_counter()
+        run()
+        timings.append(round(time.perf_counter() - start, 2))
+        peaks.append(memory.read())
+        if not repeat or len(timings) >= REPEATS or timings[0] >= SHORT_SECONDS:
+            break
+    jvm = max((p[0] for p in peaks if p[0] is not None), default=None)
+    python = max((p[1] for p in peaks if p[1] is not None), default=None)
+    return BenchRow(size, step, events, statistics.median(timings), len(timings), jvm, python)
+
+
 # ---------------------------------------------------------------- memory
 
 
@@ -109,40 +152,71 @@ def vm_hwm_mb(pid: int | None) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
-def ratios(rows: list[BenchRow]) -> dict[str, float]:
-    """The figures the targets are stated in, per size and between consecutive sizes."""
-    by = {(r.size, r.step): r.seconds for r in rows if r.seconds is not None}
-    sizes = list(dict.fromkeys(r.size for r in rows))
+@dataclass
+class Ratio:
+    """A ratio of times and its target: at most ``target``."""
+
+    name: str
+    value: float
+    target: float
+
+    @property
+    def met(self) -> bool:
+        return self.value <= self.target
+
+
+def ratios(rows: list[BenchRow]) -> list[Ratio]:
+    """The figures the targets are stated in: per size, between sizes, between histories."""
+    by = {(r.size, r.step): r.seconds for r in rows if r.seconds}
+    labels = list(dict.fromkeys(r.size for r in rows))
+    sizes = [s for s in labels if not _HISTORY.match(s)]
     events = {r.size: r.events for r in rows if r.step == "ingest"}
-    result: dict[str, float] = {}
+    # The DuckDB peer's own work (list the files, compute, write), without its process start.
+    duckdb_work = {
+        r.size: sum(r.detail.get(p, 0.0) for p in ("list files", "features", "write"))
+        for r in rows
+        if r.step == DUCKDB and r.detail
+    }
+    result: list[Ratio] = []
+
+    def add(name: str, numerator: float | None, denominator: float | None, target: float) -> None:
+        if numerator and denominator:
+            result.append(Ratio(name, round(numerator / denominator, 3), target))
+
     for size in sizes:
-        floor, pipeline = (
-            by.get((size, "floor: parse raw JSON")),
-            by.get((size, "pipeline (sum of steps)")),
+        floor, pipeline = by.get((size, FLOOR)), by.get((size, PIPELINE))
+        add(f"{size} pipeline / floor", pipeline, floor, PIPELINE_PER_FLOOR)
+        add(f"{size} ingest / floor", by.get((size, "ingest")), floor, INGEST_PER_FLOOR)
+        features, duckdb = by.get((size, "features")), duckdb_work.get(size)
+        add(f"{size} features / duckdb features", features, duckdb, FEATURES_PER_DUCKDB)
+        add(
+            f"{size} incremental day / pipeline",
+            by.get((size, DAILY)),
+            pipeline,
+            DAILY_PER_PIPELINE,
         )
-        features, duck = by.get((size, "features")), by.get((size, "peer: duckdb core features"))
-        daily = by.get((size, "incremental day (sum)"))
-        if floor and pipeline:
-            result[f"{size} pipeline / floor"] = round(pipeline / floor, 2)
-        if features and duck:
-            result[f"{size} features / duckdb features"] = round(features / duck, 2)
-        if daily and pipeline:
-            result[f"{size} incremental day / full pipeline"] = round(daily / pipeline, 3)
     for small, large in itertools.pairwise(sizes):
-        small_time, large_time = (
-            by.get((small, "pipeline (sum of steps)")),
-            by.get((large, "pipeline (sum of steps)")),
-        )
-        if small_time and large_time and events.get(small):
-            result[f"{large} / {small} pipeline time"] = round(large_time / small_time, 2)
-            result[f"{large} / {small} events"] = round(events[large] / events[small], 2)
+        if events.get(small) and events.get(large):
+            # Linear scaling: 10x the events in at most 10x the time.
+            scale = round(events[large] / events[small], 2)
+            name = f"{large} / {small} pipeline time ({scale}x events)"
+            add(name, by.get((large, PIPELINE)), by.get((small, PIPELINE)), scale)
+    histories = sorted((s for s in labels if _HISTORY.match(s)), key=lambda s: int(s[:-1]))
+    if len(histories) > 1:
+        short, long = histories[0], histories[-1]
+        name = f"incremental day {long} / {short} history"
+        add(name, by.get((long, DAILY)), by.get((short, DAILY)), LONG_HISTORY_DAILY)
     return result
 
 
 def print_ratios(rows: list[BenchRow]) -> None:
-    print("\nratios:")
-    for name, value in ratios(rows).items():
-        print(f"  {name:<44} {value}")
+    print("\nratios (target: at most):")
+    for ratio in ratios(rows):
+        verdict = "met" if ratio.met else "MISSED"
+        print(f"  {ratio.name:<48} {ratio.value:>9} {ratio.target:>6}  {verdict}")
+    daily = [r for r in rows if _HISTORY.match(r.size) and r.step == DAILY]
+    for row in daily:
+        print(f"  incremental day on {row.size} of history: {row.seconds} s")
     print(flush=True)
 
 
@@ -158,5 +232,6 @@ def write_json(
 ) -> None:
     os.makedirs(path.parent, exist_ok=True)
     records = [{**asdict(r), "events_per_second": round(r.events_per_second)} for r in rows]
-    document = {"steps": records, "ratios": ratios(rows), "quality": quality}
+    figures = [{**asdict(r), "met": r.met} for r in ratios(rows)]
+    document = {"steps": records, "ratios": figures, "quality": quality}
     path.write_text(json.dumps(document, indent=2))

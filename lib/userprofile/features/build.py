@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from userprofile.errors import MissingColumnError
 from userprofile.features.catalog import WINDOWED_MEASURES, windowed_columns
+from userprofile.features.user_day import category_counts, merged_sessions, user_day_rows
 
 EVENT_COLUMNS = (
     "user_key",
@@ -35,8 +36,6 @@ EVENT_COLUMNS = (
     "device",
     "channel",
 )
-# Read when present: silver written before order ids existed has none.
-OPTIONAL_EVENT_COLUMNS = ("order_id", "source")
 USER_COLUMNS = ("user_key", "age", "gender", "region", "signup_date")
 # The CRM attributes features read, as a schema: an empty frame of it stands for "no CRM export".
 USER_SCHEMA = "user_key string, age int, gender string, region string, signup_date date"
@@ -83,16 +82,37 @@ def user_features(
     affinity_top_n: int = 3,
     date_only_sources: tuple[str, ...] = (),
 ) -> Callable[[DataFrame, DataFrame], DataFrame]:
-    """(events, users) -> one row per known user as of ``as_of`` (see module doc)."""
+    """(events, users) -> one row per known user as of ``as_of`` (see module doc).
+
+    The events are rolled up as ingest stores them (``user_day``), then read as the
+    features step reads the stored roll-up: one definition of every feature.
+    """
+    from_days = features_from_user_days(
+        as_of, windows_days, night_hours, affinity_top_n, date_only_sources
+    )
 
     def build(events: DataFrame, users: DataFrame) -> DataFrame:
         require_columns(events, EVENT_COLUMNS, "user_features(events)")
+        return from_days(user_day_rows(events), users)
+
+    return build
+
+
+def features_from_user_days(
+    as_of: dt.date,
+    windows_days: list[int],
+    night_hours: list[int],
+    affinity_top_n: int = 3,
+    date_only_sources: tuple[str, ...] = (),
+) -> Callable[[DataFrame, DataFrame], DataFrame]:
+    """(stitched user_day rows, users) -> one row per known user as of ``as_of``."""
+
+    def build(days: DataFrame, users: DataFrame) -> DataFrame:
         require_columns(users, USER_COLUMNS, "user_features(users)")
-        before = events.where((F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull())
-        missing = [c for c in OPTIONAL_EVENT_COLUMNS if c not in before.columns]
-        if missing:  # Spark Connect refuses an empty withColumns
-            before = before.withColumns({c: F.lit(None).cast("string") for c in missing})
-        sessions = _sessions(before, night_hours, date_only_sources)
+        before = days.where((F.col("event_date") < F.lit(as_of)) & F.col("user_key").isNotNull())
+        sessions = before.transform(merged_sessions(date_only_sources)).transform(
+            _with_session_habits(night_hours)
+        )
         behaviour = (
             _windowed(_user_days(sessions), as_of, windows_days)
             .join(_category_affinity(before, as_of, affinity_top_n), "user_key", "left")
@@ -104,51 +124,19 @@ def user_features(
     return build
 
 
-def _sessions(
-    events: DataFrame, night_hours: list[int], date_only_sources: tuple[str, ...]
-) -> DataFrame:
-    is_type: Callable[[str], Column] = lambda t: (F.col("event_type") == t).cast("int")  # noqa: E731
-    timed = ~F.coalesce(F.col("source").isin(*date_only_sources), F.lit(False))
-    quantity = F.coalesce("quantity", F.lit(1))
-    line_value = F.col("price") * quantity
-    # Revenue is net of cancellations and returns (order exports carry them as `cancel`).
-    net_value = F.when(F.col("event_type") == "purchase", line_value).when(
-        F.col("event_type") == "cancel", -line_value
-    )
-    return (
-        events.groupBy("user_key", "session_id")
-        .agg(
-            F.min("event_ts").alias("session_start"),
-            F.count(F.lit(1)).alias("events"),
-            F.sum(is_type("product_view")).alias("product_views"),
-            F.sum(is_type("search")).alias("searches"),
-            F.sum(is_type("add_to_cart")).alias("carts"),
-            _orders("purchase").alias("orders"),
-            F.sum(F.when(F.col("event_type") == "purchase", quantity)).alias("items"),
-            _orders("cancel").alias("cancels"),
-            F.coalesce(F.sum(net_value), F.lit(0.0)).alias("revenue"),
-            F.count("price").alias("priced_events"),
-            F.coalesce(F.sum("price"), F.lit(0.0)).alias("price_sum"),
-            F.max((F.col("device") == "mobile").cast("int")).alias("mobile"),
-            F.min_by("channel", "event_ts").alias("channel"),
-            F.min(timed.cast("int")).alias("timed"),
-        )
-        .withColumn("session_date", F.to_date("session_start"))
-        .withColumns(
-            {
-                band: F.when(F.col("timed") == 1, one_hot)
-                for band, one_hot in _time_of_day(F.hour("session_start"), night_hours).items()
-            }
-        )
-        .withColumn("weekend", F.dayofweek("session_start").isin(1, 7).cast("int"))
-    )
+def _with_session_habits(night_hours: list[int]) -> Callable[[DataFrame], DataFrame]:
+    """The session's date, time-of-day band (null without a time of day) and weekend flag."""
 
+    def transform(sessions: DataFrame) -> DataFrame:
+        start = F.col("session_start")
+        bands = _time_of_day(F.hour(start), night_hours)
+        return (
+            sessions.withColumn("session_date", F.to_date(start))
+            .withColumns({b: F.when(F.col("timed") == 1, one_hot) for b, one_hot in bands.items()})
+            .withColumn("weekend", F.dayofweek(start).isin(1, 7).cast("int"))
+        )
 
-def _orders(event_type: str) -> Column:
-    """Distinct orders of a session: order ids, and one for lines without an id."""
-    order = F.when(F.col("event_type") == event_type, F.coalesce("order_id", F.lit("")))
-    # collect_set, not count_distinct: no Expand of the session aggregation.
-    return F.size(F.collect_set(order))
+    return transform
 
 
 def _time_of_day(hour: Column, night_hours: list[int]) -> dict[str, Column]:
@@ -207,17 +195,14 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
     )
 
 
-def _category_affinity(events: DataFrame, as_of: dt.date, top_n: int) -> DataFrame:
+def _category_affinity(days: DataFrame, as_of: dt.date, top_n: int) -> DataFrame:
     """Favourite category and the shares of the user's top-n categories, last 90 days.
 
     Shares are of the user's events that carry a category; ties go to the name
     that sorts first.
     """
-    recent = events.where(
-        F.col("category").isNotNull()
-        & (F.col("event_date") >= F.lit(as_of - dt.timedelta(days=90)))
-    )
-    counts = recent.groupBy("user_key", "category").agg(F.count(F.lit(1)).alias("n"))
+    recent = days.where(F.col("event_date") >= F.lit(as_of - dt.timedelta(days=90)))
+    counts = category_counts(recent)
     ranked = F.sort_array(F.collect_list(F.struct((-F.col("n")).alias("neg_n"), "category")))
     return (
         counts.groupBy("user_key")

@@ -1,4 +1,5 @@
-"""`userprofile features`: silver -> ``user_features`` for one snapshot date."""
+"""`userprofile features`: the daily roll-up (``silver/user_day``) -> ``user_features`` for one
+snapshot date. Events are not read: the roll-up holds every measure per day and session."""
 
 from __future__ import annotations
 
@@ -7,22 +8,35 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from userprofile.features.build import USER_SCHEMA, user_features
+from userprofile.features.build import USER_SCHEMA, features_from_user_days
+from userprofile.ingest.identity import stitched
+from userprofile.ingest.user_days import stored_user_days
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
-from userprofile.io.queries import snapshot, stitched_events
+from userprofile.io.queries import snapshot
 
 
 def compute_features(ctx: RunContext, as_of: dt.date) -> DataFrame:
-    """Features as of ``as_of`` from silver, without writing them."""
+    """Features as of ``as_of`` from the roll-up, without writing them."""
     cfg = ctx.settings.features
     date_only = tuple(
         name
         for name, source in ctx.settings.ingest.sources.items()
         if source.timestamp_precision == "date"
     )
-    build = user_features(as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n, date_only)
-    return build(stitched_events(ctx, as_of), crm_users(ctx))
+    build = features_from_user_days(
+        as_of, cfg.windows_days, cfg.night_hours, cfg.affinity_top_n, date_only
+    )
+    return build(stitched_user_days(ctx, as_of), crm_users(ctx))
+
+
+def stitched_user_days(ctx: RunContext, known_before: dt.date) -> DataFrame:
+    """The roll-up with devices attributed to users who logged in before a date."""
+    days = stored_user_days(ctx)
+    identities = ctx.table("silver_identities")
+    if not tables.exists(ctx.spark, identities):
+        return days
+    return days.transform(stitched(tables.read(ctx.spark, identities), known_before))
 
 
 def crm_users(ctx: RunContext) -> DataFrame:

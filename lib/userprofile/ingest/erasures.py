@@ -40,6 +40,7 @@ _ROWS_OF_ERASED: dict[str, dict[str, str]] = {
     },
     "bronze_quarantine": _BY_KEYS,
     "silver_events": _BY_KEYS,
+    "silver_user_day": _BY_KEYS,
     "silver_identities": {"user_keys": "t.user_key = s.value"},
 }
 

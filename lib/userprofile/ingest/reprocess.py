@@ -73,6 +73,7 @@ from userprofile.ingest.step import (
     with_lineage,
     write_classified,
 )
+from userprofile.ingest.user_days import refresh_user_days
 from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
@@ -300,6 +301,8 @@ def add_reclassified(
     )
     txn = (f"userprofile-reprocess:{plan.name}:{ctx.run_id}:{plan.attempt}", 0)
     written = write_classified(ctx, key, plan.name, classified, txn)
+    # Dates that lost events and gained none were not rebuilt by the write.
+    refresh_user_days(ctx, removed.dates - set(written.dates))
     logged = replace(
         written,
         dates=sorted(set(written.dates) | removed.dates),

@@ -50,6 +50,7 @@ from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
+from userprofile.ingest.user_days import refresh_user_days
 from userprofile.io import locations, table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
@@ -219,6 +220,7 @@ def write_classified(
     # run_id: which run quarantined a row; older tables gain it.
     quarantined = to_quarantine(kept, name, key).withColumn("run_id", F.lit(ctx.run_id))
     _append_raw(ctx, "bronze_quarantine", quarantined, ["ingest_date"], txn)
+    dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
     # Cached: merged into silver and read again for the identity map.
     silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
     tables.merge_insert_new(
@@ -227,8 +229,8 @@ def write_classified(
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
     )
+    refresh_user_days(ctx, dates)
     remove_erased_meanwhile(ctx, key, all_rows, erased)
-    dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
     silver.unpersist()
     all_rows.unpersist()
     suppressed = counted.rows - written.rows

@@ -117,8 +117,22 @@ def replace_partition(
     _save(writer, table)
 
 
-def overwrite(df: DataFrame, table: TableRef) -> None:
-    _save(df.write.format("delta").mode("overwrite").option("overwriteSchema", "true"), table)
+def replace_dates(df: DataFrame, table: TableRef, column: str, dates: Collection[dt.date]) -> None:
+    """Atomically replace the rows whose ``column`` is one of ``dates`` (a partition column);
+    rows of other dates stay as they are."""
+    listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(dates))
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} IN ({listed})")
+        .partitionBy(column)
+    )
+    _save(writer, table)
+
+
+def overwrite(df: DataFrame, table: TableRef, partition_by: list[str] | None = None) -> None:
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    _save(writer.partitionBy(*partition_by) if partition_by else writer, table)
 
 
 def merge_insert_new(

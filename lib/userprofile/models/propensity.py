@@ -33,6 +33,8 @@ from userprofile.models.preparation import (
 
 PREFIX = "prop"
 LABEL = "purchased"
+# Of the rows the regularisation search samples: the training rows each one stands for.
+SAMPLE_WEIGHT = "sample_weight"
 SCORE = "purchase_propensity_30d"
 PROPENSITY_INPUTS: tuple[ModelInput, ...] = (
     *(
@@ -147,12 +149,14 @@ def classifier(cfg: PropensityConfig, features_col: str) -> LogisticRegression:
 
 
 def tune(
-    prepared: DataFrame, cfg: PropensityConfig, features_col: str
+    prepared: DataFrame, cfg: PropensityConfig, features_col: str, sample: DataFrame | None = None
 ) -> tuple[LogisticRegressionModel, list[tuple[float, float, float]]]:
-    """Pick regParam and elasticNetParam by TrainValidationSplit (AUC-PR, weighted).
+    """Pick regParam and elasticNetParam by TrainValidationSplit (AUC-PR), then fit on all rows.
 
-    Returns the model refitted on all ``prepared`` rows with the best pair, and
-    (regParam, elasticNetParam, validation AUC-PR) for every pair tried.
+    The search runs on ``sample`` when given (rows of ``prepared`` with ``SAMPLE_WEIGHT``,
+    which weights the validation metric back to the class shares of all rows), else on all
+    ``prepared`` rows. Returns the model fitted on all ``prepared`` rows with the best pair,
+    and (regParam, elasticNetParam, validation AUC-PR) for every pair tried.
     """
     lr = classifier(cfg, features_col)
     grid = (
@@ -164,6 +168,8 @@ def tune(
     evaluator = BinaryClassificationEvaluator(
         labelCol=LABEL, rawPredictionCol=f"{PREFIX}_raw", metricName="areaUnderPR"
     )
+    if sample is not None:
+        evaluator.setWeightCol(SAMPLE_WEIGHT)
     search = TrainValidationSplit(
         estimator=lr,
         estimatorParamMaps=grid,
@@ -172,13 +178,17 @@ def tune(
         seed=cfg.seed,
         parallelism=2,
     )
-    fitted = search.fit(prepared)
+    # The search refits the best pair on the rows it searched: on all rows without a sample.
+    fitted = search.fit(prepared if sample is None else sample)
     tried = [
         (float(p[lr.regParam]), float(p[lr.elasticNetParam]), float(m))
         for p, m in zip(grid, fitted.validationMetrics, strict=True)
     ]
     best = fitted.bestModel
     assert isinstance(best, LogisticRegressionModel)
+    if sample is not None:
+        chosen = {lr.regParam: best.getRegParam(), lr.elasticNetParam: best.getElasticNetParam()}
+        best = lr.fit(prepared, chosen)
     return best, tried
 
 

@@ -125,8 +125,11 @@ def _report(
         "propensity AUC-PR": round(m[("propensity", "auc_pr", "")], 3),
         "baseline AUC-ROC": round(m[("baseline", "auc_roc", "")], 3),
         f"{hybrid_name} variant AUC-ROC": round(m[(f"propensity_{hybrid_name}", "auc_roc", "")], 3),
-        "top-decile lift": round(m[("propensity", "lift", "decile=10")], 2),
     }
+    # Too few held-out users with distinct scores leave the top decile empty.
+    top_lift = m.get(("propensity", "lift", "decile=10"))
+    if top_lift is not None:
+        rows["top-decile lift"] = round(top_lift, 2)
     for s in trained.segments:
         rows[f"segment {s.segment_id}"] = (
             f"{s.name} ({trained.sizes.get(s.segment_id, 0)} users, {s.status})"

@@ -4,6 +4,11 @@ The label is a purchase in the ``label_days`` after the training snapshot. The
 configured variant (plain or hybrid) is tuned; the other is fitted with the same
 regularisation on the same rows and reported, to show whether feeding the
 segment helps. A leak guard refuses training data that has seen its label window.
+
+Fitting cost is bounded: the regularisation grid is searched on at most
+``tune_sample_size`` training users (``tuning_sample``: drawn by a seeded hash of the
+user key, each class in proportion but at least a tenth of the sample), and only the
+chosen pair is fitted on all training rows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from userprofile.models.preparation import right_sized, with_values
 
 # Rows sampled to test each propensity input for leakage (AUC against the label).
 LEAK_CHECK_ROWS = 50_000
+# Each class makes up at least this share of the regularisation search's sample (if it can).
+MIN_CLASS_SHARE = 0.1
 
 
 def labelled_snapshot(
@@ -61,8 +68,19 @@ def fit_propensity(
     features_col = prop.features_column(cfg.hybrid)
     prepared = prep.transform(weighted).select(features_col, *training_columns)
     prepared = right_sized(prepared, rows).cache()
-    lr, tried = prop.tune(prepared, cfg, features_col)
+    positives = round(positive_share * rows)
+    sampled = tuning_sample(weighted, rows - positives, positives, cfg)
+    sample = None
+    if sampled is not None:
+        sample = prep.transform(sampled[0]).select(
+            features_col, *training_columns, prop.SAMPLE_WEIGHT
+        )
+        sample = right_sized(sample, sampled[1]).cache()
+    metrics.add("propensity", "tuning_rows", sampled[1] if sampled is not None else rows)
+    lr, tried = prop.tune(prepared, cfg, features_col, sample)
     prepared.unpersist()
+    if sample is not None:
+        sample.unpersist()
     for reg, mix, auc_pr in tried:
         metrics.add("propensity", "validation_auc_pr", auc_pr, f"reg={reg},mix={mix}")
     metrics.add("propensity", "reg_param", lr.getRegParam())
@@ -112,6 +130,58 @@ def _add_holdout_metrics(
         metrics.add("propensity", "lift", lift, f"decile={decile}")
         metrics.add("propensity", "decile_users", users, f"decile={decile}")
         metrics.add("propensity", "decile_purchasers", buyers, f"decile={decile}")
+
+
+def tuning_fractions(negatives: int, positives: int, size: int) -> tuple[float, float]:
+    """Shares of the negative and of the positive training rows the regularisation search sees.
+
+    (1.0, 1.0) when there are at most ``size`` rows. Otherwise each class is sampled in
+    proportion, the rarer one raised to ``MIN_CLASS_SHARE`` of the sample when it has the
+    rows (enough of them for the validation metric), and the sample is expected to hold
+    ``size`` rows (``tuning_sample`` makes that a bound).
+    """
+    rows = negatives + positives
+    if rows <= size:
+        return 1.0, 1.0
+    rare = min(negatives, positives)
+    rare_rows = min(rare, max(size * rare / rows, size * MIN_CLASS_SHARE))
+    rare_share, common_share = rare_rows / rare, (size - rare_rows) / (rows - rare)
+    return (rare_share, common_share) if negatives == rare else (common_share, rare_share)
+
+
+def tuning_sample(
+    weighted: DataFrame, negatives: int, positives: int, cfg: PropensityConfig
+) -> tuple[DataFrame, int] | None:
+    """At most ``cfg.tune_sample_size`` of the training rows, and their number; None for all.
+
+    Users are drawn by a hash of their key and the seed (the same users on every run,
+    whatever the file layout); each class keeps the weight of the other's share among
+    the drawn rows, and ``SAMPLE_WEIGHT`` is the number of training rows each stands for.
+    """
+    size = cfg.tune_sample_size
+    shares = tuning_fractions(negatives, positives, size)
+    if shares == (1.0, 1.0):
+        return None
+    draw = F.pmod(F.xxhash64(F.lit(cfg.seed), F.lit("tune"), "user_key"), F.lit(1 << 30))
+    bought = F.col(prop.LABEL) > 0
+    while True:
+        limit = F.when(bought, F.lit(shares[1])).otherwise(F.lit(shares[0])) * (1 << 30)
+        sample = weighted.where(draw < limit)
+        counts = {
+            int(r[prop.LABEL]): r["count"] for r in sample.groupBy(prop.LABEL).count().collect()
+        }
+        drawn = counts.get(0, 0) + counts.get(1, 0)
+        if drawn <= size:
+            break
+        # A draw above its expectation: fewer of the same users (the hash keeps them nested).
+        shares = (shares[0] * size / drawn, shares[1] * size / drawn)
+    # Each class is expected to give 100 rows or more (or all it has): both are drawn.
+    drawn_negatives, drawn_positives = max(counts.get(0, 0), 1), max(counts.get(1, 0), 1)
+    weights = F.when(bought, F.lit(positives / drawn_positives)).otherwise(
+        F.lit(negatives / drawn_negatives)
+    )
+    sample = prop.with_class_weight(sample, counts.get(1, 0) / drawn)
+    return sample.withColumn(prop.SAMPLE_WEIGHT, weights), drawn
 
 
 def positive_share_and_rows(

@@ -55,6 +55,7 @@ DELETES: dict[str, dict[str, str]] = {
         "mentions": UNREADABLE,
     },
     "silver_events": {"user_keys": BY_KEY, "anonymous_keys": ANONYMOUS_ONLY},
+    "silver_user_day": {"user_keys": BY_KEY, "anonymous_keys": ANONYMOUS_ONLY},
     "silver_users": {"user_keys": BY_KEY},
     "silver_identities": {"user_keys": BY_KEY},
     "user_features": {"user_keys": BY_KEY},

@@ -16,12 +16,27 @@ Populations, as in the published models:
   m_x needs ``revenue_first_purchase_day`` in ``user_features``; without it m_x
   falls back to the mean over all purchase days, first included, with a warning.
 
-Fitted at scale: Spark summarises each purchaser and groups identical (x, t_x, T)
-triples and (x, m_x) pairs, m_x bucketed 0.5% wide, so the likelihoods are
-maximised on the driver over the distinct groups weighted by their counts: a
-million users cost no more than the groups they share. Predictions are computed
-per distinct group and joined back, because the BG/NBD expectation needs the
-Gaussian hypergeometric function, which Spark SQL does not have.
+Fitted at scale, the driver's work bounded: Spark groups the purchasers and the
+likelihoods are maximised on the driver over the groups weighted by their sizes.
+BG/NBD groups are (x, t_x bin, T bin), 7-day bins, each at its members' mean t_x and T;
+Gamma-Gamma groups are (x, m_x bucket), 0.5% wide. Bins double (14, 28, ... days;
+1%, 2%, ...) while there are more than ``MAX_GROUPS`` (100,000) groups: at most that
+many rows per model reach the driver whatever the number of users or the history
+(simulated, 10M users over two years: 2M daily triples, 125,000 weekly groups). No
+per-user row reaches the driver for predictions: ``probability_alive`` and
+``expected_spend`` are closed forms computed in Spark from each purchaser's own x, t_x,
+T and m_x; the expected purchases of a customer still alive depend on x and T only but
+need the Gaussian hypergeometric function, which Spark SQL lacks: the driver computes
+them at both edges of each (x, T bin) of the fit (at most ``MAX_GROUPS`` rows back) and
+Spark interpolates linearly in 1 / (alpha + T), the scale of the posterior purchase
+rate. The stored log-likelihood is the total over the groups.
+
+Against daily triples: on 1M generated events (2,253 purchasers, 120 days; 1,491 triples,
+664 groups) r, alpha, a, b moved +0.15%, +0.37%, -2.6%, -1.5% (a = 0.02 and b = 0.31
+are loosely pinned down there), p, q, gamma not at all; predicted purchases moved 0.11%
+on average, 2.4% at most, the interpolation's share at most 0.02%. Simulated (r 0.6,
+alpha 40, a 0.9, b 3; 200,000 customers over 730 days): parameters within 0.25% (14-day
+bins: 1%), predicted purchases 0.07% on average, 1.1% at most (14-day: 0.3%, 4.9%).
 
 References: Fader, Hardie and Lee, "Counting Your Customers the Easy Way: An
 Alternative to the Pareto/NBD Model", Marketing Science 24(2), 2005 (BG/NBD);
@@ -35,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +65,10 @@ log = logging.getLogger(__name__)
 Array = NDArray[np.float64]
 # Mean spend is grouped into relative buckets of this width (0.5%) for the Gamma-Gamma fit.
 SPEND_BUCKETS_PER_UNIT_LOG = 200
+# BG/NBD groups bin t_x and T in this many days, doubled while there are too many groups.
+DAYS_PER_BIN = 7
+MAX_GROUPS = 100_000
+LEVELS = 12  # bins tried: 7 days to 7 * 2^11 days (39 years); 0.5% to 2^11 * 0.5% wide
 # Net revenue of the first purchase day: what separates repeat spend from the first purchase.
 FIRST_PURCHASE_REVENUE = "revenue_first_purchase_day"
 
@@ -110,14 +130,23 @@ def fit_bgnbd(x: Array, tx: Array, t: Array, weights: Array) -> BgNbd:
 
 def expected_purchases(m: BgNbd, horizon: float, x: Array, tx: Array, t: Array) -> Array:
     """E[purchases in the next ``horizon`` days | x, t_x, T] (eq. 10)."""
+    alive = probability_alive(m, x, tx, t)
+    return np.asarray(purchases_if_alive(m, horizon, x, t) * alive, dtype=np.float64)
+
+
+def purchases_if_alive(m: BgNbd, horizon: float, x: Array, t: Array) -> Array:
+    """E[purchases in the next ``horizon`` days | x, T, alive now]: eq. 10 over P(alive).
+
+    Given alive, the purchase rate and drop-out posteriors depend on x and T only.
+    """
     z = horizon / (m.alpha + t + horizon)
     hyper = hyp2f1(m.r + x, m.b + x, m.a + m.b + x - 1, z)
-    numerator = (
+    return np.asarray(
         (m.a + m.b + x - 1)
         / (m.a - 1)
-        * (1 - ((m.alpha + t) / (m.alpha + t + horizon)) ** (m.r + x) * hyper)
+        * (1 - ((m.alpha + t) / (m.alpha + t + horizon)) ** (m.r + x) * hyper),
+        dtype=np.float64,
     )
-    return np.asarray(numerator / _odds_alive_denominator(m, x, tx, t), dtype=np.float64)
 
 
 def probability_alive(m: BgNbd, x: Array, tx: Array, t: Array) -> Array:
@@ -222,14 +251,49 @@ def _bucketed(spend: Column) -> Column:
     return F.when(spend > 0, rounded).otherwise(F.lit(0.0))
 
 
-def grouped(summary: DataFrame, keys: list[str]) -> tuple[list[Array], Array]:
-    """Distinct key tuples and their counts (the driver sees groups, never users).
-
-    Sorted, so the same data give the same fit whatever the partitioning.
-    """
-    rows = summary.groupBy(*keys).agg(F.count(F.lit(1)).alias("n")).orderBy(*keys).collect()
-    columns = [np.array([r[k] for r in rows], dtype=np.float64) for k in keys]
+def grouped(
+    summary: DataFrame, keys: list[str], means: tuple[str, ...] = ()
+) -> tuple[list[Array], Array]:
+    """Distinct key tuples, then the mean of each of ``means`` per group, and the group
+    sizes (the driver sees groups, never users); sorted, so the fit is the same however
+    the data are partitioned."""
+    averaged = [F.avg(m).alias(f"mean_{m}") for m in means]
+    rows = (
+        summary.groupBy(*keys).agg(*averaged, F.count(F.lit(1)).alias("n")).orderBy(*keys).collect()
+    )
+    names = [*keys, *(f"mean_{m}" for m in means)]
+    columns = [np.array([r[k] for r in rows], dtype=np.float64) for k in names]
     return columns, np.array([r["n"] for r in rows], dtype=np.float64)
+
+
+def binned(summary: DataFrame, days: int) -> DataFrame:
+    """``summary`` with ``t_x_bin`` and ``T_bin``: t_x and T in bins of ``days`` days."""
+    return summary.withColumns(
+        {"t_x_bin": F.floor(F.col("t_x") / days), "T_bin": F.floor(F.col("T") / days)}
+    )
+
+
+def _spend_binned(summary: DataFrame, level: int) -> DataFrame:
+    """``summary`` with ``m_x_bin``: m_x in buckets 0.5% x 2^level wide (null for m_x = 0)."""
+    per_unit_log = SPEND_BUCKETS_PER_UNIT_LOG / (1 << level)
+    return summary.withColumn("m_x_bin", F.round(F.log("m_x") * per_unit_log))
+
+
+BGNBD_KEYS, SPEND_KEYS = ["x", "t_x_bin", "T_bin"], ["x", "m_x_bin"]
+
+
+def finest_level(keyed: Callable[[int], DataFrame], keys: list[str], max_groups: int) -> int:
+    """The finest level of ``keyed`` (0, then coarser) with at most ``max_groups`` groups."""
+    for level in range(LEVELS):
+        if keyed(level).select(*keys).distinct().count() <= max_groups:
+            return level
+    raise ValueError(f"more than {max_groups} customer groups even in the coarsest bins")
+
+
+def bin_days(summary: DataFrame, max_groups: int = MAX_GROUPS) -> int:
+    """The width in days of the BG/NBD bins: 7, or doubled until ``max_groups`` groups."""
+    level = finest_level(lambda k: binned(summary, DAYS_PER_BIN << k), BGNBD_KEYS, max_groups)
+    return DAYS_PER_BIN << level
 
 
 @dataclass(frozen=True)
@@ -249,43 +313,61 @@ VALUE_COLUMNS = (
 MIN_GROUPS = 5
 
 
-def customer_value(features: DataFrame, horizon_days: int) -> CustomerValue:
+def customer_value(
+    features: DataFrame, horizon_days: int, max_groups: int = MAX_GROUPS
+) -> CustomerValue:
     """Expected purchases and value over ``horizon_days`` per purchaser (see module doc)."""
     spark = features.sparkSession
     summary = purchase_summary(features)  # cheap projection of ``features``: cache that
-    (x, tx, t), counts = grouped(summary, ["x", "t_x", "T"])
-    (sx, spend), spend_counts = grouped(summary, ["x", "m_x"])
+    days = bin_days(summary, max_groups)
+    by_bins = binned(summary, days)
+    (x, _, t_bin, tx, t), counts = grouped(by_bins, BGNBD_KEYS, ("t_x", "T"))
+    level = finest_level(lambda k: _spend_binned(summary, k), SPEND_KEYS, max_groups)
+    (sx, _, spend), spend_counts = grouped(_spend_binned(summary, level), SPEND_KEYS, ("m_x",))
     if len(counts) < MIN_GROUPS or repeat_customers(sx, spend).sum() < MIN_GROUPS:
         return CustomerValue(spark.createDataFrame([], VALUE_COLUMNS), None, None)
     bgnbd = fit_bgnbd(x, tx, t, counts)
-    purchases = expected_purchases(bgnbd, horizon_days, x, tx, t)
-    alive = probability_alive(bgnbd, x, tx, t)
-    by_triple = spark.createDataFrame(
-        [_row(*values) for values in zip(x, tx, t, purchases, alive, strict=True)],
-        "x double, t_x double, T double, predicted_purchases double, probability_alive double",
-    )
     gamma_gamma = fit_gamma_gamma(sx, spend, spend_counts)
-    by_spend = spark.createDataFrame(
-        [
-            _row(*values)
-            for values in zip(sx, spend, expected_spend(gamma_gamma, sx, spend), strict=True)
-        ],
-        "x double, m_x double, expected_spend double",
+    # Expected purchases if alive at both edges of each (x, T bin) the purchasers fall in.
+    pairs = np.unique(np.stack([x, t_bin], axis=1), axis=0)
+    edges = [
+        purchases_if_alive(bgnbd, horizon_days, pairs[:, 0], (pairs[:, 1] + k) * days)
+        for k in (0, 1)
+    ]
+    by_bin = spark.createDataFrame(
+        [(float(a), int(b), *_row(lo, hi)) for a, b, lo, hi in zip(*pairs.T, *edges, strict=True)],
+        "x double, T_bin long, if_alive_low double, if_alive_high double",
     )
-    predictions = (
-        summary.join(by_triple, ["x", "t_x", "T"])
-        .join(by_spend, ["x", "m_x"])
-        .select(
-            "user_key",
-            "predicted_purchases",
-            "probability_alive",
-            F.round("expected_spend", 2).alias("expected_spend"),
-            F.round(F.col("predicted_purchases") * F.col("expected_spend"), 2).alias(
-                "predicted_value"
-            ),
-        )
+    low, high = F.col("if_alive_low"), F.col("if_alive_high")
+    # Linear in 1 / (alpha + T) between the edges e and e + days of the purchaser's bin.
+    alpha, age, edge = F.lit(bgnbd.alpha), F.col("T"), F.col("T_bin") * days
+    within = (age - edge) * (alpha + edge + days) / (alpha + age) / days  # 0 at e, 1 at e + days
+    purchases = (low + within * (high - low)) * _probability_alive(bgnbd)
+    spend_per_purchase = _expected_spend(gamma_gamma)
+    predictions = by_bins.join(F.broadcast(by_bin), ["x", "T_bin"]).select(
+        "user_key",
+        purchases.alias("predicted_purchases"),
+        _probability_alive(bgnbd).alias("probability_alive"),
+        F.round(spend_per_purchase, 2).alias("expected_spend"),
+        F.round(purchases * spend_per_purchase, 2).alias("predicted_value"),
     )
     return CustomerValue(predictions, bgnbd, gamma_gamma)
+
+
+def _probability_alive(m: BgNbd) -> Column:
+    """``probability_alive`` in Spark, over each purchaser's x, t_x and T."""
+    x = F.col("x")
+    ratio = (F.lit(m.alpha) + F.col("T")) / (F.lit(m.alpha) + F.col("t_x"))
+    odds = F.lit(m.a) / F.greatest(F.lit(m.b) + x - 1, F.lit(1e-12)) * F.pow(ratio, m.r + x)
+    return F.lit(1.0) / (F.lit(1.0) + F.when(x > 0, odds).otherwise(F.lit(0.0)))
+
+
+def _expected_spend(m: GammaGamma) -> Column:
+    """``expected_spend`` in Spark, over each purchaser's x and m_x; null where undefined."""
+    x = F.col("x")
+    denominator = F.lit(m.p) * x + F.lit(m.q) - F.lit(1.0)
+    value = F.lit(m.p) * (F.lit(m.gamma) + x * F.greatest(F.col("m_x"), F.lit(0.0))) / denominator
+    return F.when(denominator > 0, value)
 
 
 def _row(*values: float) -> tuple[float | None, ...]:
