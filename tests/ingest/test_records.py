@@ -80,3 +80,11 @@ def test_readme_lists_every_quarantine_reason() -> None:
     end = readme.index("<!-- reject-reasons:end -->")
     table = readme[start:end]
     assert all(f"| `{code}` | {reason} |" in table for code, reason in REJECT_REASONS.items())
+
+
+def test_unknown_fields_are_rescued_beside_fields_set_to_null(spark: SparkSession) -> None:
+    good = json.loads(event())
+    beside_null = json.dumps({**good, "event_id": "n1", "session_id": None, "coupon": "X"})
+    only_null = json.dumps({**good, "event_id": "n2", "session_id": None})
+    rows = classified(spark, [beside_null, only_null]).collect()
+    assert {r.event_id: r._rescued_data for r in rows} == {"n1": '{"coupon":"X"}', "n2": None}

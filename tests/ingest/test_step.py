@@ -82,8 +82,9 @@ def test_reruns_change_nothing_and_new_files_are_picked_up(
         assert run_ingest(ctx).rows["events accepted"] == 0
     assert {k: (table_rows(spark, ctx, k), versions(spark, ctx, k)) for k in keys} == snapshot
 
-    # A new file with one new event and one already delivered in the first file.
-    write_landing(landing, "b.json", [event(event_id="b1"), event(event_id="a1")])
+    # A new file with one new event (of a new date) and one already delivered in the first file.
+    b1 = event(event_id="b1", event_ts="2026-01-06T10:00:00Z")
+    write_landing(landing, "b.json", [b1, event(event_id="a1")])
     assert run_ingest(ctx).rows["events accepted"] == 2
     assert len(table_rows(spark, ctx, "bronze_events")) == 4  # bronze keeps what arrived
     silver = tables.read(spark, ctx.table("silver_events")).select("event_id")
@@ -104,12 +105,16 @@ def test_late_events_land_in_their_own_date_and_are_reported(
     )
     ctx = RunContext(spark, settings)
     assert run_ingest(ctx).rows["event dates changed"] == "2026-01-20"
+    # Silver's MERGE reads only the batch's dates: the files of 2026-01-20 are not needed.
+    day = Path(str(ctx.table("silver_events").path), "event_date=2026-01-20")
+    day.rename(day.with_name("hidden"))
     late = [
         event(event_id="l1", event_ts="2026-01-12T09:00:00Z"),
         event(event_id="l2", event_ts="2026-01-14T09:00:00Z"),
     ]
     write_landing(landing, "late.json", late, day="2026-01-21")
     assert run_ingest(ctx).rows["event dates changed"] == "2026-01-12 .. 2026-01-14 (2 dates)"
+    day.with_name("hidden").rename(day)
     silver = tables.read(spark, ctx.table("silver_events")).select("event_id", "event_date")
     expected_dates = spark.createDataFrame(
         [

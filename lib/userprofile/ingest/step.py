@@ -224,7 +224,13 @@ def write_classified(
     # Cached: merged into silver and read again for the identity map.
     silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
     tables.merge_insert_new(
-        ctx.spark, silver, ctx.table("silver_events"), SILVER_KEY, ["event_date"], add_columns=True
+        ctx.spark,
+        silver,
+        ctx.table("silver_events"),
+        SILVER_KEY,
+        ["event_date"],
+        add_columns=True,
+        prune_by=("event_date", dates),
     )
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
