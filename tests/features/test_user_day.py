@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 from chispa import assert_df_equality
@@ -167,6 +168,24 @@ def test_ingest_keeps_the_roll_up_equal_to_silver(
     # Only the dates the delivery touched were rewritten (the re-sent event's date too).
     rewritten = removed_partitions(Path(str(ctx.table("silver_user_day").path)))
     assert rewritten == {"2026-01-10", "2026-01-12"}
+
+
+def test_a_warehouse_without_the_roll_up_gets_it_from_all_of_silver(
+    spark: SparkSession, make_settings: SettingsFactory
+) -> None:
+    """Silver written before the roll-up existed: the next batch builds it from all days."""
+    settings = make_settings()
+    landing = Path(settings.storage.landing)
+    ctx = RunContext(spark, settings)
+    older = [event(event_id="o1", event_ts="2026-01-05T10:00:00Z")]
+    write_landing(landing, "older.json", older, day="2026-01-05")
+    run_ingest(ctx)
+    shutil.rmtree(str(ctx.table("silver_user_day").path))
+    write_landing(landing, "new.json", [event(event_id="n1", event_ts="2026-01-06T10:00:00Z")])
+    run_ingest(ctx)
+    stored = tables.read(spark, ctx.table("silver_user_day"))
+    dates = [r["event_date"].isoformat() for r in stored.select("event_date").collect()]
+    assert sorted(dates) == ["2026-01-05", "2026-01-06"]
 
 
 def test_a_rebuild_leaves_out_users_erased_meanwhile(

@@ -50,9 +50,10 @@ from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
-from userprofile.ingest.user_days import refresh_user_days
+from userprofile.ingest.user_days import refresh_user_days, silver_before
 from userprofile.io import locations, table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
+from userprofile.io.session import shuffle_sized_for
 
 # command: 'ingest' (batch_id = the stream's batch) or 'reprocess' (no batch_id; rows it
 # removed in *_removed); null on rows logged before the column was added.
@@ -205,11 +206,26 @@ def write_classified(
     the identity map are insert-only MERGEs on their keys. Users erased while this ran
     are then removed again.
     """
-    settings = ctx.settings
     all_rows = classified.cache()
     counted = tally(all_rows)
     if gate is not None:
         gate(counted)
+    with shuffle_sized_for(ctx.spark, counted.rows):
+        written, dates = _write_kept(ctx, key, name, all_rows, txn, counted)
+    all_rows.unpersist()
+    suppressed = counted.rows - written.rows
+    return BatchCounts(written.by_reason, suppressed, dates, len(written.files))
+
+
+def _write_kept(
+    ctx: RunContext,
+    key: bytes,
+    name: str,
+    all_rows: DataFrame,
+    txn: tuple[str, int],
+    counted: Tally,
+) -> tuple[Tally, list[dt.date]]:
+    """``write_classified`` once the gate has passed: its counts and the dates it touched."""
     # Read once: every write below leaves out the same ids.
     erased = erased_in(ctx, key, all_rows)
     kept = without(all_rows, erased)
@@ -221,8 +237,10 @@ def write_classified(
     quarantined = to_quarantine(kept, name, key).withColumn("run_id", F.lit(ctx.run_id))
     _append_raw(ctx, "bronze_quarantine", quarantined, ["ingest_date"], txn)
     dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
-    # Cached: merged into silver and read again for the identity map.
-    silver = accepted.transform(to_silver_events(key, settings.ingest.session_gap_minutes)).cache()
+    # Cached: merged into silver, read again for the identity map and the roll-up.
+    gap = ctx.settings.ingest.session_gap_minutes
+    silver = accepted.transform(to_silver_events(key, gap)).cache()
+    merged = silver_before(ctx, silver, dates)
     tables.merge_insert_new(
         ctx.spark,
         silver,
@@ -235,12 +253,10 @@ def write_classified(
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
     )
-    refresh_user_days(ctx, dates)
+    refresh_user_days(ctx, dates, merged)
     remove_erased_meanwhile(ctx, key, all_rows, erased)
     silver.unpersist()
-    all_rows.unpersist()
-    suppressed = counted.rows - written.rows
-    return BatchCounts(written.by_reason, suppressed, dates, len(written.files))
+    return written, dates
 
 
 def _pause_for_tests() -> None:

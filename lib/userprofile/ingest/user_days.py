@@ -1,10 +1,12 @@
 """Keeping ``silver/user_day`` (``userprofile.features.user_day``) equal to the roll-up of
 silver events: after each batch, the dates it touched are rebuilt from silver.
 
-A date is rebuilt whole from silver, not patched with the batch's rows: silver's MERGE
-already dropped re-sent events, so the rebuilt rows count every event once, late data
-included. The first refresh of a warehouse that has silver but no roll-up (one written
-before the roll-up existed) builds it from all of silver.
+A date silver already held is rebuilt whole from silver, not patched with the batch's
+rows: silver's MERGE already dropped re-sent events, so the rebuilt rows count every event
+once, late data included. A date silver had no event of before the batch (a new day, the
+usual case) holds exactly the batch's rows of that date, so those are rolled up from the
+batch instead of read back from silver. The first refresh of a warehouse that has silver
+but no roll-up (one written before the roll-up existed) builds it from all of silver.
 
 Erasure: a rebuild reads silver, and ``userprofile erase`` may delete a user from silver
 and from the roll-up between that read and the rebuild's commit. So after its commit a
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -33,20 +37,51 @@ _ERASED_ROWS = {
 }
 
 
-def refresh_user_days(ctx: RunContext, dates: Collection[dt.date]) -> None:
-    """Rebuild the roll-up rows of ``dates`` from silver (all of it if there is no roll-up)."""
+@dataclass(frozen=True)
+class MergedBatch:
+    """A batch's silver rows and what silver held before they were merged into it."""
+
+    rows: DataFrame
+    # Dates silver had no event of before the merge: silver's rows of them are ``rows``'.
+    new_dates: frozenset[dt.date]
+    # Silver did not exist before the merge: it holds exactly ``rows``.
+    first: bool
+
+
+def silver_before(ctx: RunContext, rows: DataFrame, dates: Collection[dt.date]) -> MergedBatch:
+    """Called before ``rows`` are merged into silver: which of their ``dates`` are new."""
+    silver = ctx.table("silver_events")
+    if not tables.exists(ctx.spark, silver):
+        return MergedBatch(rows, frozenset(dates), first=True)
+    # Only the partition column of the batch's dates: file metadata, no event is read.
+    held = tables.read(ctx.spark, silver).where(F.col("event_date").isin(sorted(dates)))
+    found = {r["event_date"] for r in held.select("event_date").distinct().collect()}
+    return MergedBatch(rows, frozenset(set(dates) - found), first=False)
+
+
+def refresh_user_days(
+    ctx: RunContext, dates: Collection[dt.date], batch: MergedBatch | None = None
+) -> None:
+    """Rebuild the roll-up rows of ``dates`` (all of them if there is no roll-up) from
+    silver, or from ``batch`` (just merged into silver) where it holds all of a date."""
     silver, target = ctx.table("silver_events"), ctx.table(USER_DAY)
     if not tables.exists(ctx.spark, silver):
         return
     events = tables.read(ctx.spark, silver)
     if not tables.exists(ctx.spark, target):
-        tables.overwrite(user_day_rows(events), target, ["event_date"])
+        whole = batch.rows if batch is not None and batch.first else events
+        tables.overwrite(user_day_rows(whole), target, ["event_date"])
         _remove_suppressed(ctx, tables.read(ctx.spark, target))
         return
     if not dates:
         return
+    new = set(batch.new_dates) & set(dates) if batch is not None else set()
+    sources = [events.where(F.col("event_date").isin(sorted(set(dates) - new)))]
+    if batch is not None and new:
+        sources.append(batch.rows.where(F.col("event_date").isin(sorted(new))))
+    rows = reduce(DataFrame.unionByName, [user_day_rows(s) for s in sources])
+    tables.replace_dates(rows, target, "event_date", dates)
     on_dates = F.col("event_date").isin(sorted(dates))
-    tables.replace_dates(user_day_rows(events.where(on_dates)), target, "event_date", dates)
     _remove_suppressed(ctx, tables.read(ctx.spark, target).where(on_dates))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from userprofile.config import Settings
@@ -83,6 +85,33 @@ def _connect(settings: Settings, remote: str) -> SparkSession:
     return spark
 
 
+# A large batch's shuffles get one partition per this many rows (~64 MB of shuffled events):
+# a few huge partitions would exhaust a small heap when cached.
+ROWS_PER_SHUFFLE_PARTITION = 500_000
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+
+
+def partitions_for(rows: int, configured: int) -> int:
+    """Shuffle partitions for ``rows``: the configured number, more when the rows need them."""
+    return max(configured, -(-rows // ROWS_PER_SHUFFLE_PARTITION))
+
+
+@contextmanager
+def shuffle_sized_for(spark: SparkSession, rows: int) -> Iterator[int]:
+    """Plan this block's shuffles with enough partitions for ``rows``; restored afterwards.
+
+    AQE coalesces small shuffle partitions but never splits the configured number, so a
+    batch far larger than usual needs more from the start.
+    """
+    before = spark.conf.get(SHUFFLE_PARTITIONS) or "200"
+    partitions = partitions_for(rows, int(before))
+    spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
+    try:
+        yield partitions
+    finally:
+        spark.conf.set(SHUFFLE_PARTITIONS, before)
+
+
 def _launched_by_spark_submit() -> bool:
     # spark-submit starts the JVM first and hands Python its gateway port.
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -90,7 +119,7 @@ def _launched_by_spark_submit() -> bool:
 
 def _apply_runtime_settings(spark: SparkSession, settings: Settings) -> None:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    spark.conf.set("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
+    spark.conf.set(SHUFFLE_PARTITIONS, str(settings.spark.shuffle_partitions))
 
 
 def _local_session(settings: Settings) -> SparkSession:
