@@ -136,12 +136,15 @@ def removed_partitions(table: Path) -> set[str]:
     return {a["remove"]["partitionValues"]["event_date"] for a in actions if "remove" in a}
 
 
+def new_warehouse(spark: SparkSession, make_settings: SettingsFactory) -> tuple[RunContext, Path]:
+    settings = make_settings()
+    return RunContext(spark, settings), Path(settings.storage.landing)
+
+
 def test_ingest_keeps_the_roll_up_equal_to_silver(
     spark: SparkSession, make_settings: SettingsFactory
 ) -> None:
-    settings = make_settings()
-    landing = Path(settings.storage.landing)
-    ctx = RunContext(spark, settings)
+    ctx, landing = new_warehouse(spark, make_settings)
     first = [
         event(event_id="a1", event_ts="2026-01-10T23:50:00Z"),
         event(event_id="a2", event_ts="2026-01-11T00:10:00Z"),
@@ -170,13 +173,37 @@ def test_ingest_keeps_the_roll_up_equal_to_silver(
     assert rewritten == {"2026-01-10", "2026-01-12"}
 
 
+def test_an_event_re_sent_across_midnight_is_stored_and_rolled_up_once(
+    spark: SparkSession, make_settings: SettingsFactory
+) -> None:
+    """A corrected time zone moves e1 into the next day, a date new to silver: e1 stays
+    where it was first delivered, and the new day's roll-up does not count it."""
+    ctx, landing = new_warehouse(spark, make_settings)
+    write_landing(landing, "first.json", [event(event_id="e1", event_ts="2026-01-05T23:50:00Z")])
+    run_ingest(ctx)
+    corrected = [
+        event(event_id="e1", event_ts="2026-01-06T00:10:00Z"),
+        event(event_id="e2", event_ts="2026-01-06T09:00:00Z"),
+    ]
+    write_landing(landing, "corrected.json", corrected, day="2026-01-06")
+    run_ingest(ctx)
+    events = tables.read(spark, ctx.table("silver_events"))
+    stored = sorted((r["event_id"], r["event_date"].isoformat()) for r in events.collect())
+    assert stored == [("e1", "2026-01-05"), ("e2", "2026-01-06")]
+    days = tables.read(spark, ctx.table("silver_user_day"))
+    assert_df_equality(
+        comparable(days),
+        comparable(user_day_rows(events).select(*days.columns)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
 def test_a_warehouse_without_the_roll_up_gets_it_from_all_of_silver(
     spark: SparkSession, make_settings: SettingsFactory
 ) -> None:
     """Silver written before the roll-up existed: the next batch builds it from all days."""
-    settings = make_settings()
-    landing = Path(settings.storage.landing)
-    ctx = RunContext(spark, settings)
+    ctx, landing = new_warehouse(spark, make_settings)
     older = [event(event_id="o1", event_ts="2026-01-05T10:00:00Z")]
     write_landing(landing, "older.json", older, day="2026-01-05")
     run_ingest(ctx)

@@ -143,6 +143,10 @@ class IngestConfig(StrictModel):
     max_files_per_batch: int = Field(default=1000, ge=1)
     # Sources without session ids are sessionised with this inactivity gap.
     session_gap_minutes: int = Field(default=30, ge=1)
+    # An event re-sent with its timestamp moved by up to this many days (a corrected time
+    # zone across midnight) is recognised by (source, event_id) and kept once (the first
+    # delivery wins). Silver's MERGE reads the batch's dates widened by this much.
+    resend_window_days: int = Field(default=1, ge=0, le=31)
 
     @field_validator("sources")
     @classmethod

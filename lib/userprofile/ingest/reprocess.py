@@ -78,6 +78,8 @@ from userprofile.io import locations, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
 
 EPOCH = dt.datetime(1970, 1, 1)
+# A stored silver row: an event on its date (a re-sent copy on another date is another row).
+SILVER_ROW = ["event_date", *SILVER_KEY]
 
 
 @dataclass(frozen=True)
@@ -269,14 +271,14 @@ def remove_previous_output(ctx: RunContext, plan: Plan) -> Removed:
     bronze_ref, silver_ref = ctx.table("bronze_events"), ctx.table("silver_events")
     if tables.exists(spark, bronze_ref):
         bronze = tables.read(spark, bronze_ref).where(of_source)
-        keys_of_files = bronze.where(of_files).select(*SILVER_KEY).distinct()
-        keys_elsewhere = bronze.where(~of_files).select(*SILVER_KEY)
-        only_theirs = keys_of_files.join(keys_elsewhere, SILVER_KEY, "left_anti")
+        keys_of_files = bronze.where(of_files).select(*SILVER_ROW).distinct()
+        keys_elsewhere = bronze.where(~of_files).select(*SILVER_ROW)
+        only_theirs = keys_of_files.join(keys_elsewhere, SILVER_ROW, "left_anti")
         # Distinct dates: a few hundred rows at most.
         dates = {r["event_date"] for r in keys_of_files.select("event_date").distinct().collect()}
         if tables.exists(spark, silver_ref):
             rows["silver_events"] = tables.delete_matching(
-                spark, silver_ref, only_theirs, SILVER_KEY
+                spark, silver_ref, only_theirs, SILVER_ROW
             )
         rows["bronze_events"] = tables.delete_where(spark, bronze_ref, sql_of_files, files_args)
     quarantine_ref = ctx.table("bronze_quarantine")

@@ -50,9 +50,10 @@ from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
 from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_silver_users
-from userprofile.ingest.user_days import refresh_user_days, silver_before
+from userprofile.ingest.user_days import MergedBatch, refresh_user_days, silver_before
 from userprofile.io import locations, table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
+from userprofile.io.pruning import DateWindow
 from userprofile.io.session import shuffle_sized_for
 
 # command: 'ingest' (batch_id = the stream's batch) or 'reprocess' (no batch_id; rows it
@@ -65,8 +66,9 @@ INGEST_LOG_SCHEMA = (
     "command string, files long, accepted_removed long, quarantined_removed long, "
     "quarantined_by_reason map<string,bigint>, attempt string"
 )
-# Silver's key: one row per event of a source.
-SILVER_KEY = ["event_date", "source", "event_id"]
+# Silver's key: one row per event of a source (matched within `resend_window_days` of its
+# date: ``DateWindow``).
+SILVER_KEY = ["source", "event_id"]
 # Tests only: a batch waits, after reading the suppression list and before writing, until
 # the file this names exists (it creates `<file>.reached` first). Production never sets it.
 PAUSE_ENV = "USERPROFILE_TEST_PAUSE_BATCH"
@@ -240,16 +242,19 @@ def _write_kept(
     # Cached: merged into silver, read again for the identity map and the roll-up.
     gap = ctx.settings.ingest.session_gap_minutes
     silver = accepted.transform(to_silver_events(key, gap)).cache()
-    merged = silver_before(ctx, silver, dates)
-    tables.merge_insert_new(
+    new_dates, first = silver_before(ctx, dates)
+    inserted = tables.merge_insert_new(
         ctx.spark,
         silver,
         ctx.table("silver_events"),
         SILVER_KEY,
         ["event_date"],
         add_columns=True,
-        prune_by=("event_date", dates),
+        within=DateWindow("event_date", dates, ctx.settings.ingest.resend_window_days),
     )
+    # Every row inserted: silver's rows of a date new to it are the batch's rows of it.
+    whole = inserted is None or inserted == silver.count()
+    merged = MergedBatch(silver, new_dates if whole else frozenset(), first)
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
     )

@@ -42,21 +42,23 @@ class MergedBatch:
     """A batch's silver rows and what silver held before they were merged into it."""
 
     rows: DataFrame
-    # Dates silver had no event of before the merge: silver's rows of them are ``rows``'.
+    # Dates silver had no event of before the merge, all of whose ``rows`` it inserted:
+    # silver's rows of them are ``rows``'.
     new_dates: frozenset[dt.date]
     # Silver did not exist before the merge: it holds exactly ``rows``.
     first: bool
 
 
-def silver_before(ctx: RunContext, rows: DataFrame, dates: Collection[dt.date]) -> MergedBatch:
-    """Called before ``rows`` are merged into silver: which of their ``dates`` are new."""
+def silver_before(ctx: RunContext, dates: Collection[dt.date]) -> tuple[frozenset[dt.date], bool]:
+    """Called before a batch of ``dates`` is merged into silver: which of them silver has no
+    event of, and whether silver does not exist at all."""
     silver = ctx.table("silver_events")
     if not tables.exists(ctx.spark, silver):
-        return MergedBatch(rows, frozenset(dates), first=True)
+        return frozenset(dates), True
     # Only the partition column of the batch's dates: file metadata, no event is read.
     held = tables.read(ctx.spark, silver).where(F.col("event_date").isin(sorted(dates)))
     found = {r["event_date"] for r in held.select("event_date").distinct().collect()}
-    return MergedBatch(rows, frozenset(set(dates) - found), first=False)
+    return frozenset(set(dates) - found), False
 
 
 def refresh_user_days(

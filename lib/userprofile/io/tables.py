@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from pyspark.errors import AnalysisException
 
 from userprofile.config import Settings
 from userprofile.io import locations
+from userprofile.io.pruning import DateWindow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
@@ -142,44 +143,21 @@ def merge_insert_new(
     keys: list[str],
     partition_by: list[str] | None = None,
     add_columns: bool = False,
-    prune_by: tuple[str, Sequence[dt.date]] | None = None,
-) -> None:
-    """Insert the source rows whose keys are not in the table yet (create it if missing).
+    within: DateWindow | None = None,
+) -> int | None:
+    """Insert the source rows whose keys are not in the table yet (create it if missing);
+    how many were inserted (None when the table was created from all of them).
 
     ``add_columns``: columns of ``source`` the table lacks are added (schema evolution).
-    ``prune_by``: (a date column of ``keys`` that partitions the table, every date of it
-    in ``source``): the MERGE reads only the table's files of those dates (``date_filter``).
+    ``within``: rows match only within a date window, and the MERGE reads only the
+    table's files of the window's dates (``userprofile.io.pruning``).
     """
     if not exists(spark, table):
         append(source, table, partition_by)
-        return
-    on = date_filter(*prune_by) if prune_by else None
-    _merge(source, table, keys, "WHEN NOT MATCHED THEN INSERT *", add_columns, on)
-
-
-# Up to this many dates a MERGE's target filter lists them; beyond, it is their range.
-MAX_LISTED_DATES = 1000
-
-
-def date_filter(column: str, dates: Sequence[dt.date]) -> str:
-    """A condition on the MERGE target ``t`` that holds on every one of ``dates`` in
-    ``column``: ``t.column IN (<dates>)``, or ``BETWEEN`` the first and the last.
-
-    Literal, so Delta prunes the table's files with it before reading; the caller passes
-    every date its source rows hold (rows without a date match no target row anyway).
-    Dates only: Delta's log keeps a MERGE's condition.
-    """
-    if any(type(d) is not dt.date for d in dates):
-        raise TypeError(f"prune_by: {column} must be a date column")
-    target = f"t.`{column}`"
-    if not dates:
-        return "FALSE"
-    ordered = sorted(set(dates))
-    if len(ordered) > MAX_LISTED_DATES:
-        first, last = ordered[0].isoformat(), ordered[-1].isoformat()
-        return f"{target} BETWEEN DATE'{first}' AND DATE'{last}'"
-    listed = ", ".join(f"DATE'{d.isoformat()}'" for d in ordered)
-    return f"{target} IN ({listed})"
+        return None
+    on = within.condition() if within else None
+    metrics = _merge(source, table, keys, "WHEN NOT MATCHED THEN INSERT *", add_columns, on)
+    return int(metrics["num_inserted_rows"]) if metrics is not None else 0
 
 
 def merge_upsert(spark: SparkSession, source: DataFrame, table: TableRef, keys: list[str]) -> None:
