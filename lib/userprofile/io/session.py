@@ -97,13 +97,17 @@ def partitions_for(rows: int, configured: int) -> int:
 
 
 @contextmanager
-def shuffle_sized_for(spark: SparkSession, rows: int) -> Iterator[int]:
+def shuffle_sized_for(spark: SparkSession, rows: int) -> Iterator[int | None]:
     """Plan this block's shuffles with enough partitions for ``rows``; restored afterwards.
 
     AQE coalesces small shuffle partitions but never splits the configured number, so a
-    batch far larger than usual needs more from the start.
+    batch far larger than usual needs more from the start. A setting that is not a number
+    is left alone (None).
     """
     before = spark.conf.get(SHUFFLE_PARTITIONS) or "200"
+    if not before.isdigit():  # e.g. Databricks' "auto": the platform sizes shuffles itself
+        yield None
+        return
     partitions = partitions_for(rows, int(before))
     spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
     try:
