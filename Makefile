@@ -1,13 +1,14 @@
 # The two commands of the quickstart:
 #   make demo   set up, generate sample logs, run the whole pipeline
 #   make test   set up, lint, type-check, run the tests
+#   make test-faults   the slow fault suite (CI runs both)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONF   ?= conf/local.yaml
 AS_OF  ?= 2026-05-01
 
-.PHONY: demo test lint setup clean check-prereqs
+.PHONY: demo test test-faults lint setup clean check-prereqs
 
 $(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory check-prereqs
@@ -37,7 +38,11 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/faults
+
+# Kill points, concurrent runs, a full or read-only disk (README "Reliability"); CI runs it too.
+test-faults: setup
+	$(BIN)/pytest -n 2 --dist loadfile tests/faults
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

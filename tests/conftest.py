@@ -70,6 +70,7 @@ SLOW_UNITS = (
     "tests/test_pipeline.py",
     "tests/ingest/test_reprocess.py",
     "tests/security/test_key_leak.py",
+    "tests/ingest/test_bad_input.py",
 )
 
 

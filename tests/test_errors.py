@@ -65,3 +65,27 @@ def test_a_failed_run_records_a_scrubbed_error(
     assert run["error"].startswith("NumberFormatException: [CAST_INVALID_INPUT]")
     assert RAW_ID not in run["error"]
     assert key not in run["error"]
+
+
+def test_a_full_disk_deep_in_the_cause_chain_is_said_plainly() -> None:
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as disk:
+            raise RuntimeError("An error occurred while calling o81.save.") from disk
+    except RuntimeError as caught:
+        text = scrubbed(caught)
+    assert text.startswith("the storage is full (No space left on device): free space; ")
+    assert text.endswith("run the same command again")
+
+
+def test_a_concurrent_delta_write_names_the_other_run() -> None:
+    error = RuntimeError(
+        "[DELTA_CONCURRENT_APPEND] ConcurrentAppendException: Files were added to partition "
+        "[snapshot_date=2026-03-02] by a concurrent update."
+    )
+    assert scrubbed(error).startswith(
+        "another run wrote the same table at the same time (ConcurrentAppendException); "
+    )
+    # A user's own error is never reworded, whatever its text.
+    assert scrubbed(DataQualityError("Read-only file system")) == "Read-only file system"

@@ -49,15 +49,56 @@ _QUOTED_VALUE = re.compile(r"'(?:[^'\\\n]|\\.)*'")
 REDACTED = "'<redacted>'"
 
 
+RERUN = "every table is at its last committed version; run the same command again"
+# Causes buried in a JVM error's text (its cause chain) that the person re-running a job
+# can act on; each says what happened and what to do, naming the marker it found.
+KNOWN_CAUSES = (
+    (
+        re.compile(r"No space left on device|Disk quota exceeded"),
+        "the storage is full ({}): free space; " + RERUN,
+    ),
+    (
+        re.compile(r"Read-only file system"),
+        "the storage refused a write ({}): make it writable; " + RERUN,
+    ),
+    (
+        re.compile(
+            r"Concurrent(?:Append|DeleteRead|DeleteDelete|Transaction|Write)Exception"
+            r"|MetadataChangedException|ProtocolChangedException"
+            r"|Multiple streaming queries are concurrently using|Concurrent update to the"
+        ),
+        "another run wrote the same table at the same time ({}); this run stopped without "
+        "committing its step: when the other run has finished, " + RERUN + " if it is needed",
+    ),
+)
+
+
+def known_cause(exc: BaseException) -> str | None:
+    """The plain-words cause of a storage or concurrency failure anywhere in ``exc``'s chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        for pattern, message in KNOWN_CAUSES:
+            found = pattern.search(text)
+            if found:
+                return message.format(found.group(0))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def scrubbed(exc: BaseException, secret_vars: Iterable[str] = ()) -> str:
     """One line that says what failed without the values it failed on.
 
     Stored in ``pipeline_runs.error`` and printed by the CLI, both read by people who
     may not see the data. Config errors are kept as written (they name files and keys,
-    not data); other messages lose quoted literals, the values of the environment
+    not data); a storage or concurrency failure is said in plain words (``KNOWN_CAUSES``);
+    other messages lose quoted literals, the values of the environment
     variables ``secret_vars`` and all but their first line (Spark appends plans and
     stack traces).
     """
+    cause = None if isinstance(exc, UserProfileError) else known_cause(exc)
+    if cause is not None:
+        return cause
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else ""
     if not isinstance(exc, ConfigError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from pyspark.sql import functions as F
@@ -31,7 +32,9 @@ from userprofile.features.step import run_features, stored_or_built
 from userprofile.ingest.step import run_ingest
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
+from userprofile.io.faults import kill_point
 from userprofile.io.progress import log, logged
+from userprofile.models.registry import config_hash
 from userprofile.models.step import run_train
 from userprofile.profile.step import run_profile
 
@@ -62,6 +65,7 @@ def run_range(
     done = set() if force else _succeeded_dates(ctx)
     dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     todo = [d for d in dates if d not in done]
+    ingested = Ingested()
     reports: list[StepReport] = []
     skipped = sorted(done & set(dates))
     if skipped:
@@ -70,11 +74,11 @@ def run_range(
     for index, day in enumerate(todo):
         steps: list[tuple[str, Callable[[], StepReport]]] = [
             ("features", partial(run_features, ctx, day)),
-            ("train", partial(train_unless_too_early, ctx, day, retrain_after_days)),
+            ("train", partial(train_or_resume, ctx, day, retrain_after_days, ingested)),
             ("profile", partial(run_profile, ctx, day)),
         ]
         if index == 0:
-            steps.insert(0, ("ingest", partial(run_ingest, ctx)))
+            steps.insert(0, ("ingest", partial(ingested.run, ctx)))
         if len(todo) > 1:
             log.info("snapshot %s (%d of %d)", day, index + 1, len(todo))
         reports += _recorded(ctx, day, steps)
@@ -84,6 +88,57 @@ def run_range(
 def train(ctx: RunContext, as_of: dt.date, retrain_after_days: int = 0) -> StepReport:
     """The train step, with the training snapshot's features built by the features stage."""
     return run_train(ctx, as_of, retrain_after_days, features_of=partial(stored_or_built, ctx))
+
+
+@dataclass
+class Ingested:
+    """The ingest step of this run, and how many landing lines it read (None before it ran)."""
+
+    lines: int | None = None
+
+    def run(self, ctx: RunContext) -> StepReport:
+        report = run_ingest(ctx)
+        self.lines = report.rows_in or 0
+        return report
+
+
+def train_or_resume(
+    ctx: RunContext, as_of: dt.date, retrain_after_days: int, ingested: Ingested
+) -> StepReport:
+    """Train, unless a run of ``as_of`` that died after training left a model and no event
+    arrived since: then that model is the one a clean run would have (a re-run resumes)."""
+    left = unfinished_model(ctx, as_of) if ingested.lines == 0 else None
+    if left is None:
+        return train_unless_too_early(ctx, as_of, retrain_after_days)
+    return StepReport("train", {"resumed model version": left, "trained by": "an unfinished run"})
+
+
+def unfinished_model(ctx: RunContext, as_of: dt.date) -> str | None:
+    """The newest model of snapshot ``as_of``, trained with today's model settings after the
+    date's last successful run (so by a run that never finished); None if there is none."""
+    metrics = ctx.table("model_metrics")
+    if not tables.exists(ctx.spark, metrics):
+        return None
+    trained = (
+        tables.read(ctx.spark, metrics)
+        .where(F.col("snapshot_date") == F.lit(as_of))
+        .where(F.col("config_hash") == F.lit(config_hash(ctx.settings)))
+    )
+    finished = _last_success(ctx, as_of)
+    if finished is not None:
+        trained = trained.where(F.col("trained_at") > F.lit(finished))
+    newest = trained.orderBy(F.col("trained_at").desc()).select("model_version").first()
+    return None if newest is None else str(newest["model_version"])
+
+
+def _last_success(ctx: RunContext, as_of: dt.date) -> dt.datetime | None:
+    ref = ctx.table("pipeline_runs")
+    if not tables.exists(ctx.spark, ref):
+        return None
+    done = F.col("status").isin(SUCCEEDED, SUCCEEDED_WITHOUT_MODELS)
+    runs = tables.read(ctx.spark, ref).where((F.col("as_of") == F.lit(as_of)) & done)
+    row = runs.agg(F.max("finished_at").alias("finished")).first()
+    return None if row is None else row["finished"]
 
 
 def train_unless_too_early(
@@ -112,6 +167,7 @@ def _recorded(
         raise
     skipped = [f"{r.step} skipped: {r.rows[SKIPPED]}" for r in reports if SKIPPED in r.rows]
     status = SUCCEEDED_WITHOUT_MODELS if skipped else SUCCEEDED
+    kill_point("pipeline.before_run_record")
     _record(ctx, day, reports, status, started, None, "; ".join(skipped) or None)
     return reports
 

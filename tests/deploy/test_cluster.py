@@ -21,6 +21,11 @@ writes is a Delta table exactly at its configured URI, and that nothing but Spar
 files (executor logs, jars and py-files) appeared in any of those working directories:
 joining ``gold/user_profile`` to ``file:///…/warehouse`` with ``os.path.abspath`` would put
 the table under the driver's working directory.
+
+Faults: mid-job, one executor of the pipeline is killed with SIGKILL (tests/deploy/
+executor_kill.py), so every test here checks a run that lost one. The master replaces it,
+the job still succeeds, and what it wrote (silver tables, the snapshot's features) equals
+what ``ingest`` and ``features`` compute in this process from the same landing folder.
 """
 
 from __future__ import annotations
@@ -28,11 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -42,9 +43,12 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
-from scripts.standalone_cluster import Cluster, spark_env, spark_home, start, stop, tail
+from scripts.standalone_cluster import Cluster, start, stop
 
-from tests.helpers import REPO, TEST_KEY, conf_document, storage_under, write_conf
+from tests.deploy.executor_kill import ExecutorKiller, Kill, finished_tasks
+from tests.deploy.local_run import COMPARED, assert_same_table, run_locally
+from tests.deploy.submission import Submitted, Submitter, explain, master_state_once_finished
+from tests.helpers import REPO, conf_document, storage_under, write_conf
 from userprofile.config import Settings, load_settings
 from userprofile.io import locations, tables
 
@@ -55,8 +59,8 @@ DAYS = 70  # events 2026-01-01 .. 2026-03-11
 AS_OF = dt.date(2026, 3, 12)  # training snapshot 2026-02-10: 40 days of history before it
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-SUBMIT_TIMEOUT = 480.0
-LIGHT_JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+# One executor of the pipeline is killed once it has finished this many tasks (mid-job).
+KILL_AFTER_TASKS = 30
 # Written by `userprofile erase` only; the pipeline writes every other table.
 NOT_WRITTEN_BY_THE_PIPELINE = frozenset(
     {
@@ -75,24 +79,6 @@ DRIVER_FILES = ("spark-warehouse",)
 
 
 @dataclass(frozen=True)
-class Submitted:
-    name: str
-    returncode: int
-    stdout: str
-    stderr: Path
-    seconds: float
-    cwd: Path  # the driver's working directory (its own, empty when it started)
-
-    def app_id(self) -> str:
-        """The standalone application id, from the driver's log."""
-        marker = "Connected to Spark cluster with app ID "
-        for line in self.stderr.read_text(encoding="utf-8", errors="replace").splitlines():
-            if marker in line:
-                return line.split(marker, 1)[1].split()[0]
-        raise AssertionError(f"{self.name}: no app id in {self.stderr}")
-
-
-@dataclass(frozen=True)
 class Run:
     cluster: Cluster
     archive: Path
@@ -100,16 +86,7 @@ class Run:
     generate: Submitted
     pipeline: Submitted
     master_state: dict[str, Any]
-
-
-def explain(cluster: Cluster, *runs: Submitted) -> str:
-    """What to read when an assertion fails: spark-submit's stderr and the daemon logs."""
-    parts = [
-        f"--- {r.name}: exit {r.returncode} after {r.seconds:.0f} s, stderr {r.stderr} ---\n"
-        f"{tail(r.stderr, 60)}"
-        for r in runs
-    ]
-    return "\n".join([*parts, cluster.logs_tail(20)])
+    kill: Kill | None  # the pipeline's executor killed mid-job
 
 
 @pytest.fixture(scope="module")
@@ -119,113 +96,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield started
     finally:
         stop(started)
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of this checkout (the build never writes into it)."""
-    root = tmp_path_factory.mktemp("wheel")
-    source = root / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", *(p.name for p in REPO.glob("LICEN[CS]E*"))):
-        shutil.copy2(REPO / name, source / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "lib" / "userprofile", source / "lib" / "userprofile", ignore=ignore)
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist")]
-    done = subprocess.run([*build, str(source)], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"wheel build failed:\n{done.stdout}\n{done.stderr}"
-    (wheel,) = (root / "dist").glob("userprofile-*.whl")
-    return wheel.rename(wheel.with_suffix(".zip"))
-
-
-@pytest.fixture(scope="module")
-def python_without_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Python with this venv's dependencies but without the editable userprofile.
-
-    A .pth line adds the venv's site-packages to sys.path; .pth files inside it (the
-    editable install's among them) are not processed for directories added that way.
-    """
-    env_dir = tmp_path_factory.mktemp("python") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
-    python = env_dir / "bin" / "python"
-    query = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    own = subprocess.run([python, "-c", query], capture_output=True, text=True, check=True)
-    parent = subprocess.run(
-        [sys.executable, "-c", query], capture_output=True, text=True, check=True
-    )
-    (Path(own.stdout.strip()) / "parent-venv.pth").write_text(parent.stdout, encoding="utf-8")
-    checks = {"import pyspark, pandas, scipy, yaml, pydantic": 0, "import userprofile": 1}
-    for code, expected in checks.items():
-        done = subprocess.run([python, "-c", code], capture_output=True, text=True, env={})
-        # userprofile importable here means a non-editable install: use `pip install -e .`
-        assert done.returncode == expected, f"{python} -c '{code}':\n{done.stderr}"
-    return python
-
-
-@dataclass(frozen=True)
-class Submitter:
-    """spark-submit in client mode against the cluster; output goes to files under out."""
-
-    cluster: Cluster
-    python: Path
-    archive: Path
-    out: Path
-    key_env: str  # privacy.pseudonym_key_env
-
-    def __call__(self, script: Path, args: Sequence[str], extra: Sequence[str] = ()) -> Submitted:
-        return submit(self, script, args, extra)
-
-
-def submit(how: Submitter, script: Path, args: Sequence[str], extra: Sequence[str]) -> Submitted:
-    cluster, out = how.cluster, how.out
-    name = script.stem
-    cwd = out / f"cwd-driver-{name}"
-    cwd.mkdir()
-    env = spark_env(cluster.directory, python=str(how.python))
-    env.pop("PYTHONPATH", None)  # the archive must be the only source of userprofile
-    env[how.key_env] = TEST_KEY
-    env["PWD"] = str(cwd)
-    command = [
-        str(spark_home() / "bin" / "spark-submit"),
-        *("--master", cluster.master_url, "--deploy-mode", "client"),
-        *("--py-files", str(how.archive)),
-        *("--driver-memory", "1g", "--executor-memory", "1g"),
-        # Wait for both executors (2 cores) before the first job, so both workers run tasks.
-        *("--conf", "spark.cores.max=2"),
-        *("--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0"),
-        *("--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=60s"),
-        *("--conf", "spark.sql.shuffle.partitions=4"),
-        *("--conf", "spark.ui.enabled=false"),
-        # Many small jobs on 2 shared cores: no waiting for a cached block's executor,
-        # short-lived JVMs with light JIT and GC, few listing and Delta log-replay tasks.
-        *("--conf", "spark.locality.wait=0s"),
-        *("--conf", f"spark.driver.extraJavaOptions={LIGHT_JVM}"),
-        *("--conf", f"spark.executor.extraJavaOptions={LIGHT_JVM}"),
-        *("--conf", "spark.sql.sources.parallelPartitionDiscovery.parallelism=4"),
-        *extra,
-        str(script),
-        *args,
-    ]
-    stdout_path, stderr_path = out / f"{name}.out", out / f"{name}.err"
-    began = time.monotonic()
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,  # on a timeout, end the driver's Python with its JVM
-        )
-        try:
-            returncode = process.wait(timeout=SUBMIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            returncode = process.wait()
-    seconds = time.monotonic() - began
-    text = stdout_path.read_text(encoding="utf-8", errors="replace")
-    return Submitted(name, returncode, text, stderr_path, seconds, cwd)
 
 
 @pytest.fixture(scope="module")
@@ -268,20 +138,15 @@ def run(
         *("--conf", "spark.databricks.delta.snapshotPartitions=2"),
     ]
     pipeline_args = ["--conf", str(conf), "--as-of", AS_OF.isoformat(), "--verbose"]
-    pipeline = submit(REPO / "jobs" / "pipeline.py", pipeline_args, extra=delta)
+    script = REPO / "jobs" / "pipeline.py"
+    killer = ExecutorKiller(cluster, submit.driver_log(script), KILL_AFTER_TASKS)
+    killer.start()
+    try:
+        pipeline = submit(script, pipeline_args, extra=delta)
+    finally:
+        kill = killer.stop()
     state = master_state_once_finished(cluster, [s.app_id() for s in (generate, pipeline)])
-    return Run(cluster, archive, conf, generate, pipeline, state)
-
-
-def master_state_once_finished(cluster: Cluster, app_ids: list[str]) -> dict[str, Any]:
-    """The master's JSON once it lists the apps as completed (a driver's goodbye is async)."""
-    deadline = time.monotonic() + 30
-    while True:
-        state = cluster.state()
-        completed = {a["id"] for a in state["completedapps"]}
-        if set(app_ids) <= completed or time.monotonic() > deadline:
-            return state
-        time.sleep(0.5)
+    return Run(cluster, archive, conf, generate, pipeline, state, kill)
 
 
 def table_uri(settings: Settings, key: str) -> str:
@@ -415,6 +280,50 @@ def test_driver_and_executors_import_the_shipped_archive(run: Run) -> None:
     executors = {Path(t["cwd"]).parent for t in found["tasks"]}
     app_id = run.generate.app_id()
     assert executors == {d / app_id for d in run.cluster.worker_dirs}, found
+
+
+def executor_dirs(cluster: Cluster, app_id: str) -> dict[str, Path]:
+    """The app's executors, ``worker/id``, and their folders ``<worker dir>/<app id>/<id>``."""
+    return {f"{d.name}/{e.name}": e for d in cluster.worker_dirs for e in d.glob(f"{app_id}/*")}
+
+
+def test_an_executor_killed_mid_job_is_replaced_and_the_job_finishes(run: Run) -> None:
+    kill, app_id = run.kill, run.pipeline.app_id()
+    why = explain(run.cluster, run.pipeline)
+    assert kill is not None, f"no executor finished {KILL_AFTER_TASKS} tasks to be killed\n{why}"
+    assert kill.app_id == app_id
+    assert kill.finished_tasks >= KILL_AFTER_TASKS
+    driver_log = run.pipeline.stderr.read_text(encoding="utf-8", errors="replace")
+    # The driver saw it go (a SIGKILLed JVM exits with 128 + 9) and finished all the same.
+    assert f"Lost executor {kill.executor_id} on " in driver_log, why
+    assert "exited with code 137" in driver_log, why
+    assert run.pipeline.returncode == 0, why
+    completed = {a["id"]: a for a in run.master_state["completedapps"]}
+    assert completed[app_id]["state"] == "FINISHED", completed.get(app_id)
+    # The master launched a replacement: more executors than workers, and one on the
+    # killed executor's worker (the only one with a free core) ran tasks after the kill.
+    executors = executor_dirs(run.cluster, app_id)
+    killed = f"{kill.worker}/{kill.executor_id}"
+    assert killed in executors, executors
+    assert len(executors) > len(run.cluster.worker_dirs), executors
+    replacements = [p for e, p in executors.items() if e.startswith(f"{kill.worker}/")]
+    assert any(finished_tasks(p / "stderr") for p in replacements if p != executors[killed])
+
+
+@pytest.fixture(scope="module")
+def computed_here(
+    run: Run, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Ingest and features of the cluster run's landing, computed in this process."""
+    assert run.pipeline.returncode == 0, explain(run.cluster, run.pipeline)
+    return run_locally(run.conf, tmp_path_factory.mktemp("computed-here"), AS_OF)
+
+
+@pytest.mark.parametrize("key", COMPARED)
+def test_the_killed_run_wrote_what_a_local_run_computes(
+    run: Run, computed_here: Settings, spark: SparkSession, key: str
+) -> None:
+    assert_same_table(spark, load_settings(run.conf), computed_here, key, AS_OF)
 
 
 def session_members(session_ids: set[int]) -> list[int]:

@@ -13,6 +13,7 @@ from userprofile.ingest.identity import stitched
 from userprofile.ingest.user_days import stored_user_days
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
+from userprofile.io.faults import kill_point
 from userprofile.io.queries import snapshot
 
 
@@ -54,6 +55,7 @@ def run_features(ctx: RunContext, as_of: dt.date) -> StepReport:
     tables.replace_partition(
         compute_features(ctx, as_of), target, "snapshot_date", as_of, add_columns=True
     )
+    kill_point("features.after_write")
     written = snapshot(tables.read(ctx.spark, target), as_of)
     # Rows in: the events behind the features (lifetime counts), from the small output.
     row = written.agg(F.count(F.lit(1)).alias("users"), F.sum("events_total")).first()

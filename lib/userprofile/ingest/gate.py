@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -182,3 +183,22 @@ def _operator() -> str:
         raise UserProfileError(
             "release: cannot tell who you are (set USER): a release records its operator"
         ) from None
+
+
+# Spark's error for a file it cannot decode (a gzip file cut short, a corrupt one).
+UNREADABLE_FILE = re.compile(
+    r"\[FAILED_READ_FILE\.\w+\] Encountered error while reading file (\S+?)\.\s"
+)
+
+
+def unreadable_error(error: Exception, source: str) -> DataQualityError | None:
+    """The error for a delivery of ``source`` that Spark could not read, naming the file;
+    None for any other error. Nothing of that batch was written or checkpointed."""
+    found = UNREADABLE_FILE.search(str(error))
+    if found is None:
+        return None
+    return DataQualityError(
+        f"ingest could not read {found.group(1)} of source {source}: the file is cut short or "
+        "corrupt. Nothing of its delivery was written; deliver it again whole under the same "
+        "name and run ingest again"
+    )

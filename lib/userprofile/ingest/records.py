@@ -28,6 +28,9 @@ from userprofile.ingest.privacy import hmac_sha256_hex
 ID_FIELDS = ("event_id", "user_id", "anonymous_id", "session_id", "order_id")
 NUMERIC_FIELDS = {"price": T.DoubleType(), "quantity": T.IntegerType()}
 MAX_QUANTITY = 1000
+# Earlier event times are BAD_TIMESTAMP: far from the first Python date (year 1) and the
+# first pandas timestamp (1677), which later steps read events with.
+EARLIEST_EVENT_TS = "1900-01-01 00:00:00"
 
 # Reason codes with a reason a person can act on, in the order they are checked.
 REJECT_REASONS: dict[str, str] = {
@@ -38,7 +41,9 @@ REJECT_REASONS: dict[str, str] = {
     "MISSING_EVENT_ID": "event_id is missing or empty",
     "MISSING_USER": "no user_id (and no anonymous_id where the source allows anonymous rows)",
     "BAD_FIELD_TYPE": "price or quantity is not a number",
-    "BAD_TIMESTAMP": "event_ts is missing or does not match the source's timestamp format",
+    "BAD_TIMESTAMP": (
+        "event_ts is missing, does not match the source's timestamp format, or is before 1900"
+    ),
     "FUTURE_TIMESTAMP": "event_ts is later than the file's modification time plus the tolerance",
     "UNKNOWN_EVENT_TYPE": f"event_type (after mapping) is not one of {', '.join(EVENT_TYPES)}",
     "NEGATIVE_PRICE": "price is negative",
@@ -101,6 +106,7 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
 
 
 def _parse_timestamp(text: Column, source: EventSource) -> Column:
+    """The event's instant, or null (BAD_TIMESTAMP) when it does not parse or is too early."""
     parsed = (
         F.try_to_timestamp(text, F.lit(source.timestamp_format))
         if source.timestamp_format
@@ -108,8 +114,11 @@ def _parse_timestamp(text: Column, source: EventSource) -> Column:
     )
     if source.timestamp_precision == "date":
         # A date is a calendar day where it was recorded: no zone shift into another day.
-        return F.to_timestamp(F.to_date(parsed))
-    return F.to_utc_timestamp(parsed, source.timezone) if source.timezone else parsed
+        instant = F.to_timestamp(F.to_date(parsed))
+    else:
+        instant = F.to_utc_timestamp(parsed, source.timezone) if source.timezone else parsed
+    # Too early to be an event: a year 0 or before crashed ingest collecting the batch's dates.
+    return F.when(instant >= F.lit(EARLIEST_EVENT_TS).cast("timestamp"), instant)
 
 
 def with_reject_reason(

@@ -45,7 +45,7 @@ from userprofile.ingest.erasures import (
     without,
     without_user_keys,
 )
-from userprofile.ingest.gate import blocked_error, hold_if_over_limit
+from userprofile.ingest.gate import blocked_error, hold_if_over_limit, unreadable_error
 from userprofile.ingest.identity import new_identities
 from userprofile.ingest.privacy import RAW_COLUMNS, pseudonym_key
 from userprofile.ingest.records import classify, to_bronze, to_quarantine
@@ -53,6 +53,7 @@ from userprofile.ingest.silver import RAW_USERS_SCHEMA, to_silver_events, to_sil
 from userprofile.ingest.user_days import MergedBatch, refresh_user_days, silver_before
 from userprofile.io import locations, table_stats, tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch
+from userprofile.io.faults import kill_point
 from userprofile.io.pruning import DateWindow
 from userprofile.io.session import shuffle_sized_for
 
@@ -129,6 +130,7 @@ class BatchWriter:
         classified = batch.transform(classify_lines)
         written = write_classified(ctx, self.key, self.name, classified, txn, gate)
         append_log(ctx, self.name, written, txn, "ingest", self.attempt, batch_id=batch_id)
+        kill_point("ingest.before_checkpoint_commit")
 
 
 def _ingest_source(
@@ -160,12 +162,13 @@ def _ingest_source(
     )
     try:
         query.awaitTermination()
-    except StreamingQueryException:
+    except StreamingQueryException as error:
         # The batch's own error comes wrapped in Spark's; the gate left its record in a table.
-        held = blocked_error(ctx, name, attempt)
+        held = blocked_error(ctx, name, attempt) or unreadable_error(error, name)
         if held is None:
             raise
         return held
+    kill_point("ingest.after_checkpoint_commit")
     for batch in logged_batches(ctx, attempt):
         counts.add(batch)
     return None
@@ -235,9 +238,11 @@ def _write_kept(
     _pause_for_tests()
     accepted = to_bronze(kept, name)
     _append_raw(ctx, "bronze_events", accepted, ["event_date"], txn)
+    kill_point("ingest.after_bronze")
     # run_id: which run quarantined a row; older tables gain it.
     quarantined = to_quarantine(kept, name, key).withColumn("run_id", F.lit(ctx.run_id))
     _append_raw(ctx, "bronze_quarantine", quarantined, ["ingest_date"], txn)
+    kill_point("ingest.after_quarantine")
     dates = sorted(r["event_date"] for r in accepted.select("event_date").distinct().collect())
     # Cached: merged into silver, read again for the identity map and the roll-up.
     gap = ctx.settings.ingest.session_gap_minutes
@@ -252,13 +257,16 @@ def _write_kept(
         add_columns=True,
         within=DateWindow("event_date", dates, ctx.settings.ingest.resend_window_days),
     )
+    kill_point("ingest.after_silver")
     # Every row inserted: silver's rows of a date new to it are the batch's rows of it.
     whole = inserted is None or inserted == silver.count()
     merged = MergedBatch(silver, new_dates if whole else frozenset(), first)
     tables.merge_insert_new(
         ctx.spark, new_identities(silver), ctx.table("silver_identities"), ["anonymous_key"]
     )
+    kill_point("ingest.after_identities")
     refresh_user_days(ctx, dates, merged)
+    kill_point("ingest.after_roll_up")
     remove_erased_meanwhile(ctx, key, all_rows, erased)
     silver.unpersist()
     return written, dates

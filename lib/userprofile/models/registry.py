@@ -136,6 +136,27 @@ def is_due(trained_on: dt.date, as_of: dt.date, retrain_after_days: int) -> bool
     return retrain_after_days <= 0 or (as_of - trained_on).days >= retrain_after_days
 
 
+def registered_versions(ctx: RunContext) -> list[str]:
+    """Every model version ``model_metrics`` records (a few per week of training)."""
+    if not tables.exists(ctx.spark, ctx.table("model_metrics")):
+        return []
+    rows = ctx.read("model_metrics").select("model_version").distinct().collect()
+    return [str(r["model_version"]) for r in rows]
+
+
+def forget_unregistered_summaries(ctx: RunContext) -> int:
+    """Delete ``segment_summary`` rows of versions ``model_metrics`` never registered (a
+    training run killed between the two writes); how many rows were deleted."""
+    summary = ctx.table("segment_summary")
+    if not tables.exists(ctx.spark, summary):
+        return 0
+    registered = registered_versions(ctx)
+    if not registered:
+        return tables.delete_where(ctx.spark, summary, "true")
+    condition = "NOT array_contains(:registered, model_version)"
+    return tables.delete_where(ctx.spark, summary, condition, {"registered": registered})
+
+
 def previous_segments(ctx: RunContext) -> list[seg.Segment]:
     """The live segments of the newest model in ``segment_summary`` (none on a first run)."""
     ref = ctx.table("segment_summary")

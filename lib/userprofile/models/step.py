@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame
 from userprofile.errors import MissingInputError, NotEnoughHistoryError
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
+from userprofile.io.faults import kill_point
 from userprofile.io.queries import snapshot, stitched_events, stored_features
 from userprofile.models import registry, tracking
 from userprofile.models import segmentation as seg
@@ -79,6 +80,7 @@ def run_train(
             f"{label_days} days before --as-of; {behind.shortfall()}"
         )
     metrics = Metrics()
+    registry.forget_unregistered_summaries(ctx)
     segmentation = fit_segmentation(
         current, settings.segmentation, registry.previous_segments(ctx), metrics
     )
@@ -90,10 +92,14 @@ def run_train(
     )
     registry.save_model(ctx, "segmentation", segmentation.model)
     registry.save_model(ctx, "propensity", propensity)
+    kill_point("train.after_models_saved")
 
     trained_at = utc_now()
     summary = summary_frame(ctx.spark, as_of, ctx.run_id, segmentation, trained_at)
+    # Written before model_metrics registers the version: a run killed in between leaves
+    # summary rows of an unregistered version, which the next training removes.
     tables.append(summary, ctx.table("segment_summary"))
+    kill_point("train.after_segment_summary")
     digest = registry.config_hash(settings)
     provenance = MetricsProvenance(
         ctx.run_id,

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from userprofile.errors import MissingInputError
 from userprofile.io import tables
 from userprofile.io.context import RunContext, StepReport, Stopwatch, utc_now
+from userprofile.io.faults import kill_point
 from userprofile.io.queries import newest_date, snapshot
 from userprofile.models.propensity import score_propensity
 from userprofile.models.registry import history, load_model, newest_model
@@ -93,6 +94,7 @@ def run_profile(ctx: RunContext, as_of: dt.date) -> StepReport:
         add_columns=True,
     )
     tables.ensure_properties(ctx.spark, target, table_properties())
+    kill_point("profile.after_partition")
     cached.unpersist()
     written = snapshot(tables.read(ctx.spark, target), as_of)
     _publish_beside(ctx, as_of, tables.read(ctx.spark, target))
@@ -154,6 +156,7 @@ def _publish_beside(ctx: RunContext, as_of: dt.date, profile: DataFrame) -> None
     tables.overwrite(
         tag_dictionary(ctx.spark, ctx.settings.tags, utc_now()), ctx.table("tag_dictionary")
     )
+    kill_point("profile.after_tag_dictionary")
     current = snapshot(profile, as_of)
     counts = tag_counts(current)
     tables.replace_partition(counts, ctx.table("tag_counts"), "snapshot_date", as_of)

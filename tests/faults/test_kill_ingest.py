@@ -1,0 +1,19 @@
+"""A run killed (SIGKILL) at each commit boundary of ingest recovers to a clean run's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from tests.e2e.shared import PipelineRun
+from tests.faults.runs import check_kill
+from userprofile.io.faults import KILL_POINTS
+
+
+@pytest.mark.parametrize("point", [p for p in KILL_POINTS if p.startswith("ingest.")])
+def test_a_run_killed_in_ingest_recovers_exactly(
+    spark: SparkSession, base: PipelineRun, clean: PipelineRun, point: str, tmp_path: Path
+) -> None:
+    check_kill(spark, base, clean, point, tmp_path / "run")
