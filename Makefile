@@ -38,11 +38,11 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/faults
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25 --ignore=tests/faults
 
 # Kill points, concurrent runs, a full or read-only disk (README "Reliability"); CI runs it too.
 test-faults: setup
-	$(BIN)/pytest -n 2 --dist loadfile tests/faults
+	$(BIN)/pytest -n 2 --dist loadfile --durations=10 tests/faults
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -106,6 +106,33 @@ def test_a_login_mid_session_merges_the_anonymous_part(spark: SparkSession) -> N
     )
 
 
+def test_money_is_summed_exactly_at_every_level(spark: SparkSession) -> None:
+    # 2.3 + 1.005 is 3.3049999999999997 in doubles, which rounds to 3.30; exactly, 3.31.
+    def bought(user: str, session: str, at: str, price: float) -> tuple[object, ...]:
+        return (user, None, session, at, "purchase", None, "books", price, "email")
+
+    events = silver(
+        spark,
+        [
+            # One session on one day: summed in the roll-up row.
+            bought("A", "a1", "2026-02-10 10:00:00", 2.3),
+            bought("A", "a1", "2026-02-10 10:05:00", 1.005),
+            # One session past midnight: summed when its two days merge.
+            bought("B", "b1", "2026-02-10 23:50:00", 2.3),
+            bought("B", "b1", "2026-02-11 00:10:00", 1.005),
+            # Two sessions on one day, and on two days: summed per day and over the window.
+            bought("C", "c1", "2026-02-10 10:00:00", 2.3),
+            bought("C", "c2", "2026-02-10 18:00:00", 1.005),
+            bought("D", "d1", "2026-02-09 10:00:00", 2.3),
+            bought("D", "d2", "2026-02-10 10:00:00", 1.005),
+        ],
+    )
+    got = features(spark, events, dt.date(2026, 2, 12), "revenue_total", "revenue_7d")
+    schema = "user_key string, revenue_total double, revenue_7d double"
+    want = expect(spark, schema, [(u, 3.31, 3.31) for u in "ABCD"])
+    assert_df_equality(got, want, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_an_order_over_two_days_of_one_session_counts_once(spark: SparkSession) -> None:
     events = silver(
         spark,

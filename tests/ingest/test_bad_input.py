@@ -179,11 +179,6 @@ def test_london_times_at_the_dst_changes_become_the_instants_meant(
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: a source's timezone is applied to timestamps that carry their own "
-    "offset too (shifted twice); EventSource.timezone is documented for text without one",
-)
 def test_an_offset_in_the_text_wins_over_the_sources_time_zone(
     spark: SparkSession, corpus_run: RunContext
 ) -> None:

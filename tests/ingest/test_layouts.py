@@ -177,6 +177,31 @@ def test_dates_only_are_not_shifted_into_another_day(
 
 
 @pytest.mark.parametrize(
+    ("timestamp_format", "text", "expected_ts"),
+    [
+        # The pattern reads an offset: the text's offset wins over the source's zone.
+        ("yyyy-MM-dd'T'HH:mmXXX", "2026-07-05T10:00+05:30", dt.datetime(2026, 7, 5, 4, 30)),
+        ("yyyy-MM-dd'T'HH:mmXXX", "2026-07-05T10:00Z", dt.datetime(2026, 7, 5, 10, 0)),
+        # No zone in the pattern (a quoted letter is literal): London summer time applies.
+        ("yyyy-MM-dd'T'HH:mm", "2026-07-05T10:00", dt.datetime(2026, 7, 5, 9, 0)),
+        ("yyyy-MM-dd'T'HH:mm'Z'", "2026-07-05T10:00Z", dt.datetime(2026, 7, 5, 9, 0)),
+    ],
+)
+def test_a_pattern_that_reads_a_zone_is_not_shifted_by_the_sources_zone(
+    spark: SparkSession, timestamp_format: str, text: str, expected_ts: dt.datetime
+) -> None:
+    source = WHITESPACE.model_copy(
+        update={
+            "timestamp_format": timestamp_format,
+            "timezone": "Europe/London",
+            "timestamp_precision": "time",
+        }
+    )
+    bronze = to_bronze(classified(spark, source, {"a.txt": [f"00001 {text} 1 9.50"]}), "p")
+    assert bronze.select("event_ts").collect() == [(expected_ts,)]
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"format": "text"}, "a text source needs `text:`"),

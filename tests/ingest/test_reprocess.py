@@ -170,7 +170,7 @@ def test_files_redoes_one_of_two_files_and_keeps_events_the_other_one_delivered(
     # A wrong zone shifts every event by -9 hours, and some onto the day before.
     broken = settings_with(make_settings, shop=shop("Asia/Tokyo"))
     landing = Path(broken.storage.landing)
-    at_3, at_12 = "2026-01-05T03:00:00Z", "2026-01-05T12:00:00Z"
+    at_3, at_12 = "2026-01-05T03:00:00", "2026-01-05T12:00:00"  # no zone of their own
     a = [
         event(event_id="e1", event_ts=at_3),
         event(event_id="e2", event_ts=at_12),
@@ -178,7 +178,7 @@ def test_files_redoes_one_of_two_files_and_keeps_events_the_other_one_delivered(
     ]
     b = [
         event(event_id="e2", event_ts=at_12),
-        event(event_id="e3", event_ts="2026-01-06T05:00:00Z"),
+        event(event_id="e3", event_ts="2026-01-06T05:00:00"),
     ]
     write_landing(landing, "a.json", a, folder="shop", day="2026-01-05")
     write_landing(landing, "b.json", b, folder="shop", day="2026-01-06")

@@ -22,7 +22,12 @@ from pyspark.sql import functions as F
 
 from userprofile.errors import MissingColumnError
 from userprofile.features.catalog import WINDOWED_MEASURES, windowed_columns
-from userprofile.features.user_day import category_counts, merged_sessions, user_day_rows
+from userprofile.features.user_day import (
+    category_counts,
+    measure_sum,
+    merged_sessions,
+    user_day_rows,
+)
 
 EVENT_COLUMNS = (
     "user_key",
@@ -153,7 +158,7 @@ def _time_of_day(hour: Column, night_hours: list[int]) -> dict[str, Column]:
 def _user_days(sessions: DataFrame) -> DataFrame:
     # Sessions and active days are counted here; the other measures are summed up.
     summed = [m for m in WINDOWED_MEASURES if m not in ("sessions", "active_days")]
-    sums = [F.sum(c).alias(c) for c in (*summed, *HABIT_COUNTS)]
+    sums = [measure_sum(F.col(c), c).alias(c) for c in (*summed, *HABIT_COUNTS)]
     return (
         sessions.groupBy("user_key", "session_date")
         .agg(F.count(F.lit(1)).alias("sessions"), *sums)
@@ -168,9 +173,11 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         for w in windows_days:
             in_window = date >= F.lit(as_of - dt.timedelta(days=w))
             aggregations.append(
-                F.sum(F.when(in_window, F.col(measure)).otherwise(0)).alias(f"{measure}_{w}d")
+                measure_sum(F.when(in_window, F.col(measure)).otherwise(0), measure).alias(
+                    f"{measure}_{w}d"
+                )
             )
-        aggregations.append(F.sum(measure).alias(f"{measure}_total"))
+        aggregations.append(measure_sum(F.col(measure), measure).alias(f"{measure}_total"))
     bought = F.col("orders") > 0
     recent_start = F.lit(as_of - dt.timedelta(days=30))
     previous = (date >= F.lit(as_of - dt.timedelta(days=2 * TREND_DAYS))) & (
@@ -178,7 +185,9 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
     )
     for measure in ("events", "revenue"):
         aggregations.append(
-            F.sum(F.when(previous, F.col(measure)).otherwise(0)).alias(f"{measure}_prev_30d")
+            measure_sum(F.when(previous, F.col(measure)).otherwise(0), measure).alias(
+                f"{measure}_prev_30d"
+            )
         )
     return days.groupBy("user_key").agg(
         *aggregations,
@@ -191,7 +200,7 @@ def _windowed(days: DataFrame, as_of: dt.date, windows_days: list[int]) -> DataF
         F.min(F.when(bought, F.struct(date, F.col("revenue"))))["revenue"].alias(
             "revenue_first_purchase_day"
         ),
-        *[F.sum(c).alias(f"{c}_total") for c in HABIT_COUNTS],
+        *[measure_sum(F.col(c), c).alias(f"{c}_total") for c in HABIT_COUNTS],
     )
 
 

@@ -32,6 +32,20 @@ USER_DAY_KEY = ["event_date", "user_key", "anonymous_key", "session_id"]
 OPTIONAL_COLUMNS = ("order_id", "source", "anonymous_key")
 # Counted per event type; summed when rows merge.
 TYPE_COUNTS = {"product_views": "product_view", "searches": "search", "carts": "add_to_cart"}
+# Money measures, summed exactly: a sum of doubles depends on the order rows arrive in, so
+# two partitionings of the same events could round to different cents.
+MONEY = ("revenue", "price_sum")
+EXACT_MONEY = "decimal(28,6)"
+
+
+def money_sum(value: Column) -> Column:
+    """The exact sum of money values (to a millionth), as a double."""
+    return F.sum(value.cast(EXACT_MONEY)).cast("double")
+
+
+def measure_sum(value: Column, measure: str) -> Column:
+    """Sum of a measure's values: exact for money, plain for counts."""
+    return money_sum(value) if measure in MONEY else F.sum(value)
 
 
 def with_optional_columns(events: DataFrame) -> DataFrame:
@@ -64,9 +78,9 @@ def user_day_rows(events: DataFrame) -> DataFrame:
         _order_ids("purchase").alias("purchase_orders"),
         F.sum(F.when(F.col("event_type") == "purchase", quantity)).alias("items"),
         _order_ids("cancel").alias("cancel_orders"),
-        F.sum(net_value).alias("revenue"),
+        money_sum(net_value).alias("revenue"),
         F.count("price").alias("priced_events"),
-        F.sum("price").alias("price_sum"),
+        money_sum(F.col("price")).alias("price_sum"),
         F.max((F.col("device") == "mobile").cast("int")).alias("mobile"),
         F.collect_set("source").alias("sources"),
         _counts(categories).alias("categories"),
@@ -111,9 +125,9 @@ def merged_sessions(date_only_sources: tuple[str, ...]) -> Callable[[DataFrame],
             _distinct_count("purchase_orders").alias("orders"),
             F.sum("items").alias("items"),
             _distinct_count("cancel_orders").alias("cancels"),
-            F.coalesce(F.sum("revenue"), F.lit(0.0)).alias("revenue"),
+            F.coalesce(money_sum(F.col("revenue")), F.lit(0.0)).alias("revenue"),
             F.sum("priced_events").alias("priced_events"),
-            F.coalesce(F.sum("price_sum"), F.lit(0.0)).alias("price_sum"),
+            F.coalesce(money_sum(F.col("price_sum")), F.lit(0.0)).alias("price_sum"),
             F.max("mobile").alias("mobile"),
             F.min((~F.arrays_overlap("sources", date_only)).cast("int")).alias("timed"),
         )

@@ -14,6 +14,7 @@ and writes live in ``userprofile.ingest.step``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame
@@ -105,6 +106,20 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
+# An ISO time of day followed by a zone: Z, +05:30, -08, UTC, GMT+1, Europe/London, ...
+ISO_ZONE_AFTER_TIME = r"[T ]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d*)?)?)?\s*[^\d\s.:]"
+# Spark datetime pattern letters that parse a zone or an offset.
+ZONE_PATTERN_LETTERS = frozenset("VzOXxZ")
+
+
+def _names_zone(text: Column, timestamp_format: str | None) -> Column:
+    """Whether the timestamp text carries its own zone or offset."""
+    if timestamp_format is None:
+        return F.trim(text).rlike(ISO_ZONE_AFTER_TIME)
+    unquoted = re.sub(r"'[^']*'", "", timestamp_format)  # letters in 'quotes' are literal
+    return F.lit(any(letter in ZONE_PATTERN_LETTERS for letter in unquoted))
+
+
 def _parse_timestamp(text: Column, source: EventSource) -> Column:
     """The event's instant, or null (BAD_TIMESTAMP) when it does not parse or is too early."""
     parsed = (
@@ -115,8 +130,12 @@ def _parse_timestamp(text: Column, source: EventSource) -> Column:
     if source.timestamp_precision == "date":
         # A date is a calendar day where it was recorded: no zone shift into another day.
         instant = F.to_timestamp(F.to_date(parsed))
+    elif source.timezone:
+        # The source's zone is for text that names none: an offset in the text already won.
+        local = F.to_utc_timestamp(parsed, source.timezone)
+        instant = F.when(_names_zone(text, source.timestamp_format), parsed).otherwise(local)
     else:
-        instant = F.to_utc_timestamp(parsed, source.timezone) if source.timezone else parsed
+        instant = parsed
     # Too early to be an event: a year 0 or before crashed ingest collecting the batch's dates.
     return F.when(instant >= F.lit(EARLIEST_EVENT_TS).cast("timestamp"), instant)
 
