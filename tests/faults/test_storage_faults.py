@@ -73,8 +73,13 @@ def pipeline(run: PipelineRun, **env: str) -> subprocess.Popen[str]:
 
 
 def failure(process: subprocess.Popen[str]) -> str:
-    """The last line a failed run printed."""
-    _, stderr = process.communicate(timeout=900)
+    """The last line a failed run printed (the run is killed if it is still going at 15 min)."""
+    try:
+        _, stderr = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == 1, f"the run did not fail as it should: {stderr[-3000:]}"
     return stderr.strip().splitlines()[-1]
 
@@ -123,8 +128,13 @@ def test_a_disk_turned_read_only_mid_ingest_fails_plainly_and_a_rerun_recovers(
     deadline = time.monotonic() + 300
     while not reached.exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert reached.exists(), "ingest never reached its first write"
-    remount(disk, "ro")  # after the batch read its inputs, before it wrote anything
+    try:
+        assert reached.exists(), "ingest never reached its first write"
+        remount(disk, "ro")  # after the batch read its inputs, before it wrote anything
+    except BaseException:
+        victim.kill()  # not left running against the disk the fixture unmounts
+        victim.communicate()
+        raise
     release.touch()
     line = failure(victim)
     assert line.startswith("userprofile: error: the storage refused a write (Read-only file")

@@ -185,10 +185,16 @@ def test_dates_only_are_not_shifted_into_another_day(
         # No zone in the pattern (a quoted letter is literal): London summer time applies.
         ("yyyy-MM-dd'T'HH:mm", "2026-07-05T10:00", dt.datetime(2026, 7, 5, 9, 0)),
         ("yyyy-MM-dd'T'HH:mm'Z'", "2026-07-05T10:00Z", dt.datetime(2026, 7, 5, 9, 0)),
+        # An optional offset: each text by what it carries.
+        ("yyyy-MM-dd'T'HH:mm[XXX]", "2026-07-05T10:00+05:30", dt.datetime(2026, 7, 5, 4, 30)),
+        ("yyyy-MM-dd'T'HH:mm[XXX]", "2026-07-05T10:00", dt.datetime(2026, 7, 5, 9, 0)),
+        # No pattern (ISO-8601): a zone after the seconds and their fraction.
+        (None, "2026-07-05T10:00:00.5+05:30", dt.datetime(2026, 7, 5, 4, 30, 0, 500000)),
+        (None, "2026-07-05T10:00:00.5", dt.datetime(2026, 7, 5, 9, 0, 0, 500000)),
     ],
 )
-def test_a_pattern_that_reads_a_zone_is_not_shifted_by_the_sources_zone(
-    spark: SparkSession, timestamp_format: str, text: str, expected_ts: dt.datetime
+def test_a_text_that_names_a_zone_is_not_shifted_by_the_sources_zone(
+    spark: SparkSession, timestamp_format: str | None, text: str, expected_ts: dt.datetime
 ) -> None:
     source = WHITESPACE.model_copy(
         update={

@@ -408,6 +408,13 @@ def test_purchasers_in_one_week_share_a_group_and_the_groups_are_bounded(
     assert bin_days(summary, max_groups=1) == 28  # 14-day bins still part T = 13 and 14
 
 
+def test_group_means_are_exact_whatever_the_order(spark: SparkSession) -> None:
+    # Averaged as doubles, 0.1, 0.2 and 0.3 do not give 0.2 in any order.
+    summary = spark.createDataFrame([(1, 0.3), (1, 0.1), (1, 0.2)], "x int, m_x double")
+    (x, spend), counts = grouped(summary.repartition(3), ["x"], ("m_x",))
+    assert (x.tolist(), spend.tolist(), counts.tolist()) == ([1], [0.2], [3])
+
+
 def test_without_first_purchase_revenue_spend_averages_all_days_and_warns(
     spark: SparkSession, caplog: pytest.LogCaptureFixture
 ) -> None:

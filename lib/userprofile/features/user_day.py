@@ -35,12 +35,12 @@ TYPE_COUNTS = {"product_views": "product_view", "searches": "search", "carts": "
 # Money measures, summed exactly: a sum of doubles depends on the order rows arrive in, so
 # two partitionings of the same events could round to different cents.
 MONEY = ("revenue", "price_sum")
-EXACT_MONEY = "decimal(28,6)"
+MICROS = 1_000_000
 
 
 def money_sum(value: Column) -> Column:
-    """The exact sum of money values (to a millionth), as a double."""
-    return F.sum(value.cast(EXACT_MONEY)).cast("double")
+    """The exact sum of money values, each to a millionth (summed as whole millionths)."""
+    return F.sum(F.round(value * MICROS).cast("long")) / MICROS
 
 
 def measure_sum(value: Column, measure: str) -> Column:

@@ -14,7 +14,6 @@ and writes live in ``userprofile.ingest.step``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame
@@ -106,8 +105,9 @@ def typed_events(source: EventSource) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
-# An ISO time of day followed by a zone: Z, +05:30, -08, UTC, GMT+1, Europe/London, ...
-ISO_ZONE_AFTER_TIME = r"[T ]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d*)?)?)?\s*[^\d\s.:]"
+# Text Spark's parser would take a zone from: one after an ISO time of day (Z, +05:30,
+# UTC, GMT+1, Europe/London, ...), with or without a date before it.
+ISO_ZONE_AFTER_TIME = r"([T ]\d{1,2}|^T?\d{1,2}:\d{1,2})(:\d{1,2}(:\d{1,2}(\.\d*)?)?)?\s*[^\d\s.:]"
 # Spark datetime pattern letters that parse a zone or an offset.
 ZONE_PATTERN_LETTERS = frozenset("VzOXxZ")
 
@@ -115,9 +115,40 @@ ZONE_PATTERN_LETTERS = frozenset("VzOXxZ")
 def _names_zone(text: Column, timestamp_format: str | None) -> Column:
     """Whether the timestamp text carries its own zone or offset."""
     if timestamp_format is None:
-        return F.trim(text).rlike(ISO_ZONE_AFTER_TIME)
-    unquoted = re.sub(r"'[^']*'", "", timestamp_format)  # letters in 'quotes' are literal
-    return F.lit(any(letter in ZONE_PATTERN_LETTERS for letter in unquoted))
+        # Spark ignores control characters and spaces around the text.
+        trimmed = F.regexp_replace(text, r"^[\x00-\x20\x7f]+|[\x00-\x20\x7f]+$", "")
+        return trimmed.rlike(ISO_ZONE_AFTER_TIME)
+    always, zoneless = zone_fields(timestamp_format)
+    if always or zoneless == timestamp_format:
+        return F.lit(always)
+    # The zone is in an optional section: the text has one unless it parses without it.
+    return F.try_to_timestamp(text, F.lit(zoneless)).isNull()
+
+
+def zone_fields(pattern: str) -> tuple[bool, str]:
+    """Whether a Spark datetime pattern always reads a zone, and the pattern without its
+    optional sections (``[...]``) that read one. Letters in 'quotes' are literal text."""
+    kept: list[str] = []
+    section: list[str] = []
+    quoted, depth, always, section_zone = False, 0, False, False
+    for char in pattern:
+        if char == "'":
+            quoted = not quoted
+        zone = not quoted and char in ZONE_PATTERN_LETTERS
+        if not quoted and char == "[":
+            depth += 1
+        if depth == 0:
+            kept.append(char)
+            always |= zone
+            continue
+        section.append(char)
+        section_zone |= zone
+        if not quoted and char == "]":
+            depth -= 1
+            if depth == 0:
+                kept.extend([] if section_zone else section)
+                section, section_zone = [], False
+    return always, "".join(kept + section)
 
 
 def _parse_timestamp(text: Column, source: EventSource) -> Column:

@@ -60,6 +60,8 @@ from pyspark.sql import functions as F
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+from userprofile.features.user_day import MICROS
+
 log = logging.getLogger(__name__)
 
 Array = NDArray[np.float64]
@@ -257,13 +259,20 @@ def grouped(
     """Distinct key tuples, then the mean of each of ``means`` per group, and the group
     sizes (the driver sees groups, never users); sorted, so the fit is the same however
     the data are partitioned."""
-    averaged = [F.avg(m).alias(f"mean_{m}") for m in means]
+    averaged = [_exact_mean(m).alias(f"mean_{m}") for m in means]
     rows = (
         summary.groupBy(*keys).agg(*averaged, F.count(F.lit(1)).alias("n")).orderBy(*keys).collect()
     )
     names = [*keys, *(f"mean_{m}" for m in means)]
     columns = [np.array([r[k] for r in rows], dtype=np.float64) for k in names]
     return columns, np.array([r["n"] for r in rows], dtype=np.float64)
+
+
+def _exact_mean(column: str) -> Column:
+    """The mean of values taken to a millionth: summed in whole millionths, so exact (a sum of
+    doubles depends on the order the rows arrive in)."""
+    micros = F.round(F.col(column) * MICROS).cast("long")
+    return F.sum(micros) / F.count(micros) / MICROS
 
 
 def binned(summary: DataFrame, days: int) -> DataFrame:
