@@ -43,6 +43,12 @@ def money_sum(value: Column) -> Column:
     return F.sum(F.round(value * MICROS).cast("long")) / MICROS
 
 
+def exact_mean(value: Column) -> Column:
+    """The mean of values taken to a millionth, summed in whole millionths (exact)."""
+    micros = F.round(value * MICROS).cast("long")
+    return F.sum(micros) / F.count(micros) / MICROS
+
+
 def measure_sum(value: Column, measure: str) -> Column:
     """Sum of a measure's values: exact for money, plain for counts."""
     return money_sum(value) if measure in MONEY else F.sum(value)

@@ -60,7 +60,7 @@ from pyspark.sql import functions as F
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-from userprofile.features.user_day import MICROS
+from userprofile.features.user_day import exact_mean
 
 log = logging.getLogger(__name__)
 
@@ -256,23 +256,14 @@ def _bucketed(spend: Column) -> Column:
 def grouped(
     summary: DataFrame, keys: list[str], means: tuple[str, ...] = ()
 ) -> tuple[list[Array], Array]:
-    """Distinct key tuples, then the mean of each of ``means`` per group, and the group
-    sizes (the driver sees groups, never users); sorted, so the fit is the same however
-    the data are partitioned."""
-    averaged = [_exact_mean(m).alias(f"mean_{m}") for m in means]
-    rows = (
-        summary.groupBy(*keys).agg(*averaged, F.count(F.lit(1)).alias("n")).orderBy(*keys).collect()
-    )
+    """Distinct key tuples, the exact mean of each of ``means`` per group, and group sizes (the
+    driver sees groups, never users); sorted: the same fit however the data are partitioned."""
+    averaged = [exact_mean(F.col(m)).alias(f"mean_{m}") for m in means]
+    counted = summary.groupBy(*keys).agg(*averaged, F.count(F.lit(1)).alias("n"))
+    rows = counted.orderBy(*keys).collect()
     names = [*keys, *(f"mean_{m}" for m in means)]
     columns = [np.array([r[k] for r in rows], dtype=np.float64) for k in names]
     return columns, np.array([r["n"] for r in rows], dtype=np.float64)
-
-
-def _exact_mean(column: str) -> Column:
-    """The mean of values taken to a millionth: summed in whole millionths, so exact (a sum of
-    doubles depends on the order the rows arrive in)."""
-    micros = F.round(F.col(column) * MICROS).cast("long")
-    return F.sum(micros) / F.count(micros) / MICROS
 
 
 def binned(summary: DataFrame, days: int) -> DataFrame:
