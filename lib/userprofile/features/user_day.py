@@ -38,15 +38,19 @@ MONEY = ("revenue", "price_sum")
 MICROS = 1_000_000
 
 
+def _micros(value: Column) -> Column:
+    """A value in whole millionths: sums of these are exact, in any order."""
+    return F.round(value * MICROS).cast("long")
+
+
 def money_sum(value: Column) -> Column:
-    """The exact sum of money values, each to a millionth (summed as whole millionths)."""
-    return F.sum(F.round(value * MICROS).cast("long")) / MICROS
+    """The exact sum of money values, each to a millionth."""
+    return F.sum(_micros(value)) / MICROS
 
 
 def exact_mean(value: Column) -> Column:
-    """The mean of values taken to a millionth, summed in whole millionths (exact)."""
-    micros = F.round(value * MICROS).cast("long")
-    return F.sum(micros) / F.count(micros) / MICROS
+    """The exact mean of values taken to a millionth."""
+    return F.sum(_micros(value)) / F.count(value) / MICROS
 
 
 def measure_sum(value: Column, measure: str) -> Column:
